@@ -1,0 +1,180 @@
+#pragma once
+// The event envelope: one fixed-layout binary header, then the entity key, then the payload.
+// Byte-exact and little-endian; see codec/FORMAT.md for the prose version.
+//
+//  0               8               16              24              32
+//  +-------+-------+-------+-------+-------+-------+-------+-------+
+//  |fv |hb |tid|sv |pid|c|t|flg|kid| timestamp_ns  | sequence      |   0..31
+//  +---------------------------------------------------------------+
+//  | event_id (16)                 | idempotency_key (16)          |  32..63
+//  | correlation_id (16)           | causation_id (16)             |  64..95
+//  | entity_key_hash | revision    |plen |kl |rsv|origin |checksum |  96..127
+//  +---------------------------------------------------------------+
+//  | entity key (entity_key_bytes) | payload (payload_bytes)       | 128..
+//
+// | off | size | field            | meaning                                                   |
+// |-----|------|------------------|-----------------------------------------------------------|
+// |   0 |    2 | format_version   | kEnvelopeFormatVersion; bump on any incompatible change   |
+// |   2 |    2 | header_bytes     | offset of the key; a newer writer may append fields, an   |
+// |     |      |                  | older reader skips them (forward compatible)              |
+// |   4 |    2 | type_id          | index+1 into the bus's event-type table (0 = invalid)     |
+// |   6 |    2 | schema_version   | version of the type's schema the payload follows          |
+// |   8 |    2 | producer_id      | index+1 into the bus's producer registry                  |
+// |  10 |    1 | classification   | Classification: public/internal/confidential/restricted   |
+// |  11 |    1 | content_type     | ContentType: raw, json, schema-encoded                    |
+// |  12 |    2 | flags            | EnvelopeFlag bits: encrypted, redacted, bridged-in, ...   |
+// |  14 |    2 | key_id           | encryption key id for encrypted PHI fields, 0 = none      |
+// |  16 |    8 | timestamp_ns     | when the fact was recorded, ns since the Unix epoch       |
+// |  24 |    8 | sequence         | the partition sequence the ring gave this event           |
+// |  32 |   16 | event_id         | UUIDv7, canonical byte order (time-ordered)               |
+// |  48 |   16 | idempotency_key  | dedup key; defaults to event_id                           |
+// |  64 |   16 | correlation_id   | W3C trace-id                                              |
+// |  80 |   16 | causation_id     | event_id of the cause, or zero                            |
+// |  96 |    8 | entity_key_hash  | xxh3-64 of the entity key (also picks the partition)      |
+// | 104 |    8 | entity_revision  | optional per-entity revision (kHasRevision flag), else 0  |
+// | 112 |    4 | payload_bytes    | payload length                                            |
+// | 116 |    2 | entity_key_bytes | key length                                                |
+// | 118 |    2 | reserved         | zero                                                      |
+// | 120 |    4 | origin_host      | host id of a bridged-in event (kBridgedIn), else 0        |
+// | 124 |    4 | checksum         | low 32 bits of xxh3-64 over bytes 0..123, key and payload |
+//
+// A reader validates every length and the checksum before it trusts a byte (validate()).
+#include <bit>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <span>
+#include <string_view>
+#include <type_traits>
+
+#include "evring/codec/ids.h"
+
+namespace evring {
+
+static_assert(std::endian::native == std::endian::little,
+              "the envelope is little-endian and written with memcpy: big-endian hosts would "
+              "need byte swaps in encode/decode");
+
+inline constexpr std::uint16_t kEnvelopeFormatVersion = 1;
+inline constexpr std::uint16_t kEnvelopeHeaderBytes = 128;
+
+enum class Classification : std::uint8_t {
+  kPublic = 0,
+  kInternal = 1,
+  kConfidential = 2,
+  kRestricted = 3,  // PHI: must be encrypted or redacted
+};
+enum class ContentType : std::uint8_t { kRaw = 0, kJson = 1, kSchema = 2 };
+enum EnvelopeFlag : std::uint16_t {
+  kEncrypted = 1u << 0,
+  kRedacted = 1u << 1,
+  kBridgedIn = 1u << 2,
+  kHasRevision = 1u << 3,
+};
+
+std::string_view classification_name(Classification c);
+Result<Classification> parse_classification(std::string_view text);
+std::string_view content_type_name(ContentType t);
+
+struct EnvelopeHeader {
+  std::uint16_t format_version;
+  std::uint16_t header_bytes;
+  std::uint16_t type_id;
+  std::uint16_t schema_version;
+  std::uint16_t producer_id;
+  std::uint8_t classification;
+  std::uint8_t content_type;
+  std::uint16_t flags;
+  std::uint16_t key_id;
+  std::uint64_t timestamp_ns;
+  std::uint64_t sequence;
+  Id128 event_id;
+  Id128 idempotency_key;
+  Id128 correlation_id;
+  Id128 causation_id;
+  std::uint64_t entity_key_hash;
+  std::uint64_t entity_revision;
+  std::uint32_t payload_bytes;
+  std::uint16_t entity_key_bytes;
+  std::uint16_t reserved;
+  std::uint32_t origin_host;
+  std::uint32_t checksum;
+};
+
+// Layout guards: a change to any of these is a format change (bump kEnvelopeFormatVersion and
+// update tests/codec/envelope_golden_test.cpp).
+static_assert(std::is_standard_layout_v<EnvelopeHeader>);
+static_assert(std::is_trivially_copyable_v<EnvelopeHeader>);
+static_assert(sizeof(EnvelopeHeader) == kEnvelopeHeaderBytes);
+static_assert(alignof(EnvelopeHeader) == 8);
+static_assert(offsetof(EnvelopeHeader, format_version) == 0);
+static_assert(offsetof(EnvelopeHeader, header_bytes) == 2);
+static_assert(offsetof(EnvelopeHeader, type_id) == 4);
+static_assert(offsetof(EnvelopeHeader, schema_version) == 6);
+static_assert(offsetof(EnvelopeHeader, producer_id) == 8);
+static_assert(offsetof(EnvelopeHeader, classification) == 10);
+static_assert(offsetof(EnvelopeHeader, content_type) == 11);
+static_assert(offsetof(EnvelopeHeader, flags) == 12);
+static_assert(offsetof(EnvelopeHeader, key_id) == 14);
+static_assert(offsetof(EnvelopeHeader, timestamp_ns) == 16);
+static_assert(offsetof(EnvelopeHeader, sequence) == 24);
+static_assert(offsetof(EnvelopeHeader, event_id) == 32);
+static_assert(offsetof(EnvelopeHeader, idempotency_key) == 48);
+static_assert(offsetof(EnvelopeHeader, correlation_id) == 64);
+static_assert(offsetof(EnvelopeHeader, causation_id) == 80);
+static_assert(offsetof(EnvelopeHeader, entity_key_hash) == 96);
+static_assert(offsetof(EnvelopeHeader, entity_revision) == 104);
+static_assert(offsetof(EnvelopeHeader, payload_bytes) == 112);
+static_assert(offsetof(EnvelopeHeader, entity_key_bytes) == 116);
+static_assert(offsetof(EnvelopeHeader, reserved) == 118);
+static_assert(offsetof(EnvelopeHeader, origin_host) == 120);
+static_assert(offsetof(EnvelopeHeader, checksum) == 124);
+static_assert(sizeof(Id128) == 16 && alignof(Id128) == 1);
+
+inline constexpr std::size_t envelope_bytes(std::size_t key_bytes, std::size_t payload_bytes) {
+  return kEnvelopeHeaderBytes + key_bytes + payload_bytes;
+}
+
+// xxh3-64 of an entity key: the partition picker and envelope field.
+std::uint64_t entity_key_hash(std::span<const std::byte> key);
+inline std::uint64_t entity_key_hash(std::string_view key) {
+  return entity_key_hash(std::as_bytes(std::span(key.data(), key.size())));
+}
+
+// Writes header (with format_version, header_bytes, lengths and checksum filled in), key and
+// payload into `out`. REQUIRES: out.size() >= envelope_bytes(key.size(), payload.size()),
+// key.size() <= 65535, payload.size() <= UINT32_MAX. Returns the bytes written.
+std::size_t encode_envelope(std::span<std::byte> out, const EnvelopeHeader& header,
+                            std::span<const std::byte> key, std::span<const std::byte> payload);
+
+// Recomputes and stores the checksum of an envelope whose header, key and payload are in place
+// (zero-copy publish writes the payload directly, then seals).
+void seal_envelope(std::span<std::byte> envelope);
+
+enum class EnvelopeCheck : std::uint8_t {
+  kOk = 0,
+  kTruncated,       // fewer bytes than a header
+  kBadVersion,      // format_version unknown
+  kBadHeaderSize,   // header_bytes < 128 or beyond the buffer
+  kBadLength,       // header + key + payload exceed the buffer
+  kBadChecksum,
+};
+std::string_view describe(EnvelopeCheck check);
+
+// A validated envelope: header copied out, key and payload pointing into the buffer.
+struct EnvelopeView {
+  EnvelopeHeader header;
+  std::span<const std::byte> key;
+  std::span<const std::byte> payload;
+  std::string_view key_text() const {
+    return {reinterpret_cast<const char*>(key.data()), key.size()};
+  }
+  std::string_view payload_text() const {
+    return {reinterpret_cast<const char*>(payload.data()), payload.size()};
+  }
+};
+
+// Validates lengths and checksum of untrusted bytes. Allocation-free; hot-path safe.
+EnvelopeCheck decode_envelope(std::span<const std::byte> bytes, EnvelopeView* out);
+
+}  // namespace evring

@@ -1,0 +1,58 @@
+#pragma once
+// 128-bit identifiers: event ids (UUIDv7, time-ordered), idempotency keys, W3C trace-ids used as
+// correlation ids, causation ids. Stored in the envelope as 16 bytes in canonical (big-endian,
+// RFC 9562) byte order, so a byte-wise compare of two UUIDv7 ids orders them by time.
+#include <array>
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "evring/codec/status.h"
+
+namespace evring {
+
+struct Id128 {
+  std::array<std::uint8_t, 16> bytes{};
+
+  bool is_zero() const;
+  friend bool operator==(const Id128&, const Id128&) = default;
+  friend auto operator<=>(const Id128&, const Id128&) = default;
+
+  // 8-4-4-4-12 lowercase hex, as UUIDs are written.
+  std::string to_uuid_string() const;
+  // 32 lowercase hex digits, as W3C trace-ids are written.
+  std::string to_hex() const;
+  // Milliseconds since the Unix epoch of a UUIDv7 (0 if this is not a v7 id).
+  std::uint64_t uuid7_unix_ms() const;
+  std::uint64_t low64() const;  // last 8 bytes, for hashing / bloom probes
+
+  // Accepts 32 hex digits, with or without the four UUID dashes, any case.
+  static Result<Id128> parse(std::string_view text);
+  // A W3C trace-id: 32 hex digits, not all zero.
+  static Result<Id128> parse_trace_id(std::string_view text);
+  // Derives a key from arbitrary text: a text that parses as an id is that id, anything else
+  // is its xxh3-128 hash (so "order-42" always maps to the same key in every process).
+  static Id128 from_key_text(std::string_view text);
+};
+
+// Generates UUIDv7 event ids and random W3C trace-ids. Not thread-safe: one per producer handle.
+// Ids from one generator are strictly increasing (RFC 9562 method 1: a 12-bit counter in rand_a,
+// re-seeded each millisecond; on counter overflow the timestamp is advanced by one ms).
+class IdGenerator {
+ public:
+  IdGenerator();  // seeds from getrandom()
+  explicit IdGenerator(std::uint64_t seed);
+  Id128 next_event_id(std::uint64_t unix_ns);
+  Id128 next_trace_id();  // never all zero
+
+ private:
+  std::uint64_t next_random();
+  std::uint64_t s_[2];
+  std::uint64_t last_ms_ = 0;
+  std::uint32_t counter_ = 0;
+};
+
+// Realtime clock in ns since the Unix epoch (vDSO, ~20 ns).
+std::uint64_t unix_now_ns();
+
+}  // namespace evring

@@ -1,0 +1,106 @@
+#include "evring/codec/envelope.h"
+
+#include <xxhash.h>
+
+namespace evring {
+namespace {
+
+constexpr std::size_t kChecksumOffset = offsetof(EnvelopeHeader, checksum);
+
+std::uint32_t checksum_of(const std::byte* header, std::span<const std::byte> body) {
+  std::uint64_t seed = XXH3_64bits(header, kChecksumOffset);
+  return static_cast<std::uint32_t>(XXH3_64bits_withSeed(body.data(), body.size(), seed));
+}
+
+}  // namespace
+
+std::string_view classification_name(Classification c) {
+  switch (c) {
+    case Classification::kPublic: return "public";
+    case Classification::kInternal: return "internal";
+    case Classification::kConfidential: return "confidential";
+    case Classification::kRestricted: return "restricted";
+  }
+  return "invalid";
+}
+
+Result<Classification> parse_classification(std::string_view text) {
+  for (int i = 0; i <= 3; ++i) {
+    auto c = static_cast<Classification>(i);
+    if (text == classification_name(c)) return c;
+  }
+  if (text == "phi") return Classification::kRestricted;
+  return Status::invalid_argument("unknown classification '" + std::string(text) +
+                                  "' (public, internal, confidential, restricted)");
+}
+
+std::string_view content_type_name(ContentType t) {
+  switch (t) {
+    case ContentType::kRaw: return "raw";
+    case ContentType::kJson: return "json";
+    case ContentType::kSchema: return "schema";
+  }
+  return "invalid";
+}
+
+std::uint64_t entity_key_hash(std::span<const std::byte> key) {
+  return XXH3_64bits(key.data(), key.size());
+}
+
+std::size_t encode_envelope(std::span<std::byte> out, const EnvelopeHeader& header,
+                            std::span<const std::byte> key, std::span<const std::byte> payload) {
+  EnvelopeHeader h = header;
+  h.format_version = kEnvelopeFormatVersion;
+  h.header_bytes = kEnvelopeHeaderBytes;
+  h.entity_key_bytes = static_cast<std::uint16_t>(key.size());
+  h.payload_bytes = static_cast<std::uint32_t>(payload.size());
+  h.reserved = 0;
+  std::byte* p = out.data();
+  if (!key.empty()) std::memcpy(p + kEnvelopeHeaderBytes, key.data(), key.size());
+  if (!payload.empty())
+    std::memcpy(p + kEnvelopeHeaderBytes + key.size(), payload.data(), payload.size());
+  std::size_t total = envelope_bytes(key.size(), payload.size());
+  std::memcpy(p, &h, sizeof h);
+  h.checksum = checksum_of(p, out.subspan(kEnvelopeHeaderBytes, key.size() + payload.size()));
+  std::memcpy(p + kChecksumOffset, &h.checksum, sizeof h.checksum);
+  return total;
+}
+
+void seal_envelope(std::span<std::byte> envelope) {
+  EnvelopeHeader h;
+  std::memcpy(&h, envelope.data(), sizeof h);
+  std::uint32_t sum = checksum_of(
+      envelope.data(), envelope.subspan(h.header_bytes, std::size_t{h.entity_key_bytes} +
+                                                            h.payload_bytes));
+  std::memcpy(envelope.data() + kChecksumOffset, &sum, sizeof sum);
+}
+
+std::string_view describe(EnvelopeCheck check) {
+  switch (check) {
+    case EnvelopeCheck::kOk: return "ok";
+    case EnvelopeCheck::kTruncated: return "envelope shorter than its 128-byte header";
+    case EnvelopeCheck::kBadVersion: return "unknown envelope format version";
+    case EnvelopeCheck::kBadHeaderSize: return "envelope header size out of range";
+    case EnvelopeCheck::kBadLength: return "envelope key/payload lengths exceed the slot";
+    case EnvelopeCheck::kBadChecksum: return "envelope checksum mismatch";
+  }
+  return "invalid check";
+}
+
+EnvelopeCheck decode_envelope(std::span<const std::byte> bytes, EnvelopeView* out) {
+  if (bytes.size() < kEnvelopeHeaderBytes) return EnvelopeCheck::kTruncated;
+  EnvelopeHeader& h = out->header;
+  std::memcpy(&h, bytes.data(), sizeof h);
+  if (h.format_version != kEnvelopeFormatVersion) return EnvelopeCheck::kBadVersion;
+  if (h.header_bytes < kEnvelopeHeaderBytes || h.header_bytes > bytes.size())
+    return EnvelopeCheck::kBadHeaderSize;
+  std::size_t body = std::size_t{h.entity_key_bytes} + h.payload_bytes;
+  if (body > bytes.size() - h.header_bytes) return EnvelopeCheck::kBadLength;
+  auto body_span = bytes.subspan(h.header_bytes, body);
+  if (checksum_of(bytes.data(), body_span) != h.checksum) return EnvelopeCheck::kBadChecksum;
+  out->key = body_span.first(h.entity_key_bytes);
+  out->payload = body_span.subspan(h.entity_key_bytes);
+  return EnvelopeCheck::kOk;
+}
+
+}  // namespace evring

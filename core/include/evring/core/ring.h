@@ -1,0 +1,299 @@
+#pragma once
+// The partitioned multi-producer broadcast ring, over a memory region handed to it.
+//
+// Thread safety:
+//  - RingRegion is a view; copying it is free; all its methods may be called from any thread.
+//  - RingProducer: one per thread. Any number of RingProducers, in any number of processes,
+//    may publish into the same partitions concurrently (lock-free claim by CAS/fetch_add).
+//  - RingConsumer: one per thread; each consumer index belongs to exactly one RingConsumer at a
+//    time (the shm registry enforces it). Consumers never write anything a producer writes.
+//
+// Ordering guarantee: events of one partition are delivered to every consumer in sequence
+// order; the entity key picks the partition, so events of one entity arrive in publish order.
+// Nothing is promised across partitions.
+//
+// Hot path (try_publish, try_claim/commit, poll): no exceptions, no allocation, no strings.
+#include <bitset>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <span>
+#include <string_view>
+#include <vector>
+
+#include "evring/codec/envelope.h"
+#include "evring/codec/status.h"
+#include "evring/core/ring_layout.h"
+
+namespace evring::core {
+
+struct RingConfig {
+  std::uint32_t partitions = 4;
+  std::uint32_t slots_per_partition = 4096;  // power of two
+  std::uint32_t slot_bytes = 512;            // multiple of 64, 256 .. 1 MiB, slot header included
+  std::uint32_t max_consumers = 32;
+  Overflow overflow = Overflow::kReject;
+};
+
+// invalid_argument naming the field that is out of range.
+Status validate_config(const RingConfig& config);
+std::size_t ring_region_bytes(const RingConfig& config);
+// The largest entity key + payload an event may carry in a slot of this size.
+inline constexpr std::size_t max_body_bytes(std::uint32_t slot_bytes) {
+  return slot_bytes - kSlotHeaderBytes - kEnvelopeHeaderBytes;
+}
+
+class RingRegion {
+ public:
+  RingRegion() = default;
+  // Lays out a region. REQUIRES: validate_config(config) OK, mem.size() >= ring_region_bytes,
+  // mem zero-filled (fresh shm pages are). Nothing else may use mem until this returns.
+  static RingRegion format(std::span<std::byte> mem, const RingConfig& config);
+  // Reads back a formatted region; corruption if the header disagrees with itself or the size.
+  static Result<RingRegion> attach(std::span<std::byte> mem);
+
+  const RingConfig& config() const { return config_; }
+  std::uint64_t capacity() const { return config_.slots_per_partition; }
+  std::size_t max_envelope_bytes() const { return config_.slot_bytes - kSlotHeaderBytes; }
+  std::uint32_t partition_of(std::uint64_t key_hash) const {
+    return static_cast<std::uint32_t>(key_hash % config_.partitions);
+  }
+
+  RingHeader& header() const { return *reinterpret_cast<RingHeader*>(base_); }
+  ConsumerGate& gate(std::uint32_t consumer) const {
+    return reinterpret_cast<ConsumerGate*>(base_ + gates_offset_)[consumer];
+  }
+  CursorLine& cursor(std::uint32_t consumer, std::uint32_t partition) const {
+    return reinterpret_cast<CursorLine*>(
+        base_ + cursors_offset_)[std::size_t{consumer} * config_.partitions + partition];
+  }
+  PartitionHeader& partition(std::uint32_t p) const {
+    return *reinterpret_cast<PartitionHeader*>(base_ + partitions_offset_ + p * partition_stride_);
+  }
+  SlotHeader& slot(std::uint32_t p, std::uint64_t seq) const {
+    return *reinterpret_cast<SlotHeader*>(base_ + partitions_offset_ + p * partition_stride_ +
+                                          sizeof(PartitionHeader) +
+                                          (seq & mask_) * config_.slot_bytes);
+  }
+  static std::byte* envelope_of(SlotHeader& slot) {
+    return reinterpret_cast<std::byte*>(&slot) + kSlotHeaderBytes;
+  }
+
+  // Lowest committed cursor of the attached consumers of partition p (acquire: a producer that
+  // sees a cursor may reuse the slots before it), or UINT64_MAX when none is attached.
+  std::uint64_t min_attached_cursor(std::uint32_t p) const;
+  // Wakes consumers blocked in RingConsumer::wait. Called by producers after publishing.
+  void wake_sleepers() const;
+  // Marks consumer `index` attached at the given cursors (one per partition) / detached.
+  void attach_consumer(std::uint32_t index, std::span<const std::uint64_t> cursors) const;
+  void detach_consumer(std::uint32_t index) const;
+  std::span<std::byte> bytes() const { return {base_, size_}; }
+
+ private:
+  std::byte* base_ = nullptr;
+  std::size_t size_ = 0;
+  RingConfig config_{};
+  std::uint64_t mask_ = 0;
+  std::size_t gates_offset_ = 0, cursors_offset_ = 0, partitions_offset_ = 0;
+  std::size_t partition_stride_ = 0;
+};
+
+// Which type ids a producer may publish. Filled on the cold path (registration); read on the
+// hot path as two bit tests.
+struct TypePolicy {
+  std::bitset<65536> known;    // registered type ids this producer resolved
+  std::bitset<65536> allowed;  // ... of a domain the producer owns
+};
+
+struct PublishRequest {
+  std::uint16_t type_id = 0;
+  std::uint16_t schema_version = 1;
+  Classification classification = Classification::kInternal;
+  ContentType content_type = ContentType::kRaw;
+  std::uint16_t flags = 0;
+  std::uint16_t key_id = 0;
+  std::string_view entity_key;
+  std::span<const std::byte> payload;
+  Id128 idempotency_key{};  // zero: the event id
+  Id128 correlation_id{};   // zero: a new W3C trace-id
+  Id128 causation_id{};     // zero: none
+  std::uint64_t entity_revision = 0;  // set flag kHasRevision to make it meaningful
+  std::uint64_t timestamp_ns = 0;     // zero: now
+  std::uint32_t origin_host = 0;
+};
+
+enum class [[nodiscard]] PublishResult : std::uint8_t {
+  kOk = 0,
+  kFull,            // reject mode: the slowest attached consumer is a whole ring behind
+  kTooLarge,        // key + payload do not fit in a slot
+  kUnknownType,     // type id not registered / not resolved by this producer
+  kDomainNotOwned,  // type of a domain this producer does not own
+  kDuplicate,       // dropped by the dedup filter (not an error)
+};
+std::string_view describe(PublishResult r);
+
+struct PublishReceipt {
+  std::uint32_t partition = 0;
+  std::uint64_t sequence = 0;
+  Id128 event_id{};
+};
+
+// A zero-copy claim: write `payload`, then commit() (or abort()).
+struct Claim {
+  std::span<std::byte> payload;
+  std::uint32_t partition = 0;
+  std::uint64_t sequence = 0;
+  SlotHeader* slot = nullptr;
+  std::size_t envelope_bytes = 0;
+};
+
+class RingProducer {
+ public:
+  // REQUIRES: producer_id != 0; policy outlives the producer.
+  RingProducer(RingRegion region, std::uint16_t producer_id, const TypePolicy* policy);
+
+  PublishResult try_publish(const PublishRequest& request, PublishReceipt* receipt = nullptr);
+  // Publishes requests in order, claiming runs of the same partition with one claim each.
+  // Stops at the first refusal; *published says how many went out (a prefix of requests).
+  PublishResult try_publish_batch(std::span<const PublishRequest> requests,
+                                  std::size_t* published);
+  // Claims a slot for `payload_bytes` (request.payload is ignored) and fills the header.
+  PublishResult try_claim(const PublishRequest& request, std::size_t payload_bytes, Claim* claim);
+  void commit(Claim& claim);  // seals the checksum and publishes
+  void abort(Claim& claim);   // marks the slot abandoned: consumers skip it
+
+  std::uint16_t producer_id() const { return producer_id_; }
+  const RingRegion& region() const { return region_; }
+
+ private:
+  PublishResult check(const PublishRequest& request, std::size_t body_bytes) const;
+  // Claims up to `wanted` consecutive sequences of partition p; *got may be less (reject mode,
+  // ring nearly full). kFull when none could be claimed.
+  PublishResult claim(std::uint32_t p, std::uint64_t wanted, std::uint64_t* first,
+                      std::uint64_t* got);
+  SlotHeader* begin_write(std::uint32_t p, std::uint64_t seq);
+  void write_event(SlotHeader* slot, std::uint64_t seq, const PublishRequest& request,
+                   std::uint32_t partition, std::uint64_t now_ns, PublishReceipt* receipt);
+  void fill_header(EnvelopeHeader* h, const PublishRequest& request, std::uint64_t seq,
+                   std::uint64_t now_ns);
+  void finish_publish(SlotHeader* slot, std::uint64_t seq);
+
+  RingRegion region_;
+  std::uint16_t producer_id_;
+  const TypePolicy* policy_;
+  IdGenerator ids_;
+  std::uint64_t gate_epoch_seen_ = ~0ull;
+  std::vector<std::uint64_t> gate_cache_;  // per partition: a lower bound of the attached minimum
+  std::unique_ptr<std::byte[]> discard_;   // claim target when overwrite lapped us (never read)
+};
+
+// Lazily evaluated type filter for a consumer's pattern: the resolver is called once per type
+// id (cold path), the answer cached in a bitset (hot path).
+class TypeFilter {
+ public:
+  using Resolver = std::function<bool(std::uint16_t type_id)>;
+  explicit TypeFilter(Resolver resolver) : resolver_(std::move(resolver)) {}
+  bool allows(std::uint16_t type_id) {
+    if (!known_[type_id]) {
+      known_[type_id] = true;
+      if (resolver_(type_id)) match_[type_id] = true;
+    }
+    return match_[type_id];
+  }
+
+ private:
+  Resolver resolver_;
+  std::bitset<65536> known_, match_;
+};
+
+enum class WaitStrategy : std::uint8_t { kSpin, kYield, kBlock };
+
+struct Event {
+  const EnvelopeView& view;
+  std::uint32_t partition;
+  std::uint64_t sequence;
+};
+
+struct PollResult {
+  std::size_t delivered = 0;
+  std::uint64_t gaps = 0;       // events lost to overwriting since the last poll
+  std::uint64_t skipped = 0;    // filtered, corrupt or abandoned slots passed over
+};
+
+class RingConsumer {
+ public:
+  enum class Start : std::uint8_t { kCommitted, kEarliest, kLatest };
+  // REQUIRES: index < max_consumers and owned by this consumer (registry).
+  RingConsumer(RingRegion region, std::uint32_t index, Start start, bool auto_commit = true);
+  ~RingConsumer();
+  RingConsumer(const RingConsumer&) = delete;
+  RingConsumer& operator=(const RingConsumer&) = delete;
+
+  void set_filter(TypeFilter* filter) { filter_ = filter; }  // nullptr: everything
+
+  // Hands up to max_events ready events to handler(const Event&), partitions round-robin.
+  // The EnvelopeView is valid only during the call. With auto-commit, cursors are committed
+  // after the handler returned for each batch.
+  template <typename Handler>
+  PollResult poll(Handler&& handler, std::size_t max_events = 256);
+
+  // Durably stores the read position of every partition (release).
+  void commit();
+  // Waits until some partition may have an event (true) or timeout_ns passes (false).
+  bool wait(WaitStrategy strategy, std::uint64_t timeout_ns);
+  bool any_ready() const;
+
+  std::uint64_t read_position(std::uint32_t p) const { return read_[p]; }
+  std::uint32_t index() const { return index_; }
+  const RingRegion& region() const { return region_; }
+
+ private:
+  enum class Step : std::uint8_t { kEmpty, kDelivered, kSkipped };
+  bool ready(std::uint32_t p) const;
+  // Reads one slot at read_[p] into scratch_; advances read_[p] past it unless empty.
+  Step read_one(std::uint32_t p, EnvelopeView* view, PollResult* result);
+  void flush_stats(std::uint32_t p);
+
+  RingRegion region_;
+  std::uint32_t index_;
+  bool auto_commit_;
+  TypeFilter* filter_ = nullptr;
+  std::uint32_t next_partition_ = 0;
+  std::vector<std::uint64_t> read_;
+  struct LocalStats { std::uint64_t delivered, gaps, filtered, corrupt, abandoned; };
+  std::vector<LocalStats> stats_;
+  std::unique_ptr<std::byte[]> scratch_;
+};
+
+template <typename Handler>
+PollResult RingConsumer::poll(Handler&& handler, std::size_t max_events) {
+  PollResult result;
+  const std::uint32_t partitions = region_.config().partitions;
+  EnvelopeView view;
+  for (std::uint32_t n = 0; n < partitions && result.delivered < max_events; ++n) {
+    std::uint32_t p = next_partition_;
+    next_partition_ = (next_partition_ + 1 == partitions) ? 0 : next_partition_ + 1;
+    std::uint64_t before = read_[p];
+    while (result.delivered < max_events) {
+      std::uint64_t seq = read_[p];
+      Step step = read_one(p, &view, &result);
+      if (step == Step::kEmpty) break;
+      if (step == Step::kDelivered) {
+        ++result.delivered;
+        ++stats_[p].delivered;
+        handler(Event{view, p, seq});
+      }
+    }
+    if (read_[p] != before) {
+      flush_stats(p);
+      if (auto_commit_) {
+        // SYNC POINT: release pairs with the producer's acquire in min_attached_cursor(): the
+        // handler's reads of these slots happen-before a producer reuses them.
+        region_.cursor(index_, p).committed.store(read_[p], std::memory_order_release);
+      }
+    }
+  }
+  return result;
+}
+
+}  // namespace evring::core

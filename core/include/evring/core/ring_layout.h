@@ -1,0 +1,197 @@
+#pragma once
+// Byte layout of the ring region: the part of a bus segment that the core algorithms own.
+// The shm layer places it after the segment header and registries and hands it to core as a
+// span; every offset below is relative to the start of that span. Prose: core/FORMAT.md.
+//
+//  +------------------+  0
+//  | RingHeader       |  256 B: config copy, futex wake word, sleeper count, gate epoch
+//  +------------------+  256
+//  | ConsumerGate[C]  |  64 B each: is consumer i attached (gates publishing in reject mode)
+//  +------------------+
+//  | CursorLine[C][P] |  64 B each: consumer i's durable cursor + counters for partition p
+//  +------------------+
+//  | Partition[P]     |  PartitionHeader (256 B) then slots_per_partition * slot_bytes
+//  +------------------+
+//
+// All fields are native little-endian (static_assert in envelope.h); all offsets are multiples
+// of 64 so that no two writers share a cache line unless the table says so.
+//
+// Bump kRingLayoutVersion whenever a byte below moves or changes meaning; the segment header
+// stores it and open() refuses a mismatch (tests/core/ring_layout_golden_test.cpp hard-codes it).
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <type_traits>
+
+namespace evring::core {
+
+inline constexpr std::uint32_t kRingLayoutVersion = 1;
+inline constexpr std::size_t kCacheLine = 64;
+
+enum class Overflow : std::uint32_t {
+  kReject = 0,     // lossless: publish returns Full when the slowest attached consumer is a lap behind
+  kOverwrite = 1,  // never refuses: a lapped consumer is told how many events it lost
+};
+
+// ---------------------------------------------------------------------------------------------
+// RingHeader (256 B, written once by format(), then only the wake/sleeper/epoch words change)
+// | off | size | field               | writer / publication                                    |
+// |   0 |    4 | partitions          | format(); read-only after the segment is marked ready    |
+// |   4 |    4 | slots_per_partition | format(); power of two                                  |
+// |   8 |    4 | slot_bytes          | format(); multiple of 64, >= 256                        |
+// |  12 |    4 | max_consumers       | format()                                                |
+// |  16 |    4 | overflow            | format(); Overflow                                      |
+// |  20 |   44 | reserved            | zero                                                    |
+// |  64 |    4 | wake_word (atomic)  | producers bump it (release) before FUTEX_WAKE           |
+// |  68 |    4 | sleepers (atomic)   | consumers ++ before sleeping, -- after (seq_cst, Dekker) |
+// | 128 |    8 | gate_epoch (atomic) | bumped when a consumer attaches; producers drop caches  |
+// | 136 |  120 | reserved            | zero                                                    |
+// ---------------------------------------------------------------------------------------------
+struct RingHeader {
+  std::uint32_t partitions;
+  std::uint32_t slots_per_partition;
+  std::uint32_t slot_bytes;
+  std::uint32_t max_consumers;
+  std::uint32_t overflow;
+  std::uint8_t reserved0[44];
+  // Own line: consumers that block write it, producers read it on every publish.
+  alignas(kCacheLine) std::atomic<std::uint32_t> wake_word;
+  std::atomic<std::uint32_t> sleepers;
+  std::uint8_t reserved1[56];
+  alignas(kCacheLine) std::atomic<std::uint64_t> gate_epoch;
+  std::uint8_t reserved2[120];
+};
+static_assert(std::is_standard_layout_v<RingHeader>);
+static_assert(sizeof(RingHeader) == 256);
+static_assert(offsetof(RingHeader, overflow) == 16);
+static_assert(offsetof(RingHeader, wake_word) == 64);
+static_assert(offsetof(RingHeader, sleepers) == 68);
+static_assert(offsetof(RingHeader, gate_epoch) == 128);
+
+// ---------------------------------------------------------------------------------------------
+// ConsumerGate (64 B per consumer index; index shared with the shm consumer registry)
+// | off | size | field          | writer / publication                                          |
+// |   0 |    4 | state (atomic) | attach/detach/liveness sweep; release on attach so the cursor |
+// |     |      |                | written before it is visible to producers that acquire it    |
+// |   4 |   60 | reserved       |                                                               |
+// ---------------------------------------------------------------------------------------------
+enum class GateState : std::uint32_t {
+  kFree = 0,      // no consumer at this index
+  kAttached = 1,  // a live consumer: gates publishing in reject mode
+  kDetached = 2,  // known consumer, not running: keeps its cursor, gates nothing
+};
+struct ConsumerGate {
+  std::atomic<std::uint32_t> state;
+  std::uint8_t reserved[60];
+};
+static_assert(sizeof(ConsumerGate) == kCacheLine);
+
+// ---------------------------------------------------------------------------------------------
+// CursorLine (64 B per consumer per partition; written only by that consumer)
+// | off | size | field                | meaning                                                |
+// |   0 |    8 | committed (atomic)   | next sequence to read after a restart; release-stored  |
+// |     |      |                      | after the events before it were handled, so a producer  |
+// |     |      |                      | that acquires it may reuse those slots                  |
+// |   8 |    8 | delivered (atomic)   | events handed to the handler (relaxed: a statistic)    |
+// |  16 |    8 | gaps (atomic)        | events lost because the ring lapped this consumer      |
+// |  24 |    8 | filtered (atomic)    | events skipped by the consumer's pattern               |
+// |  32 |    8 | corrupt (atomic)     | slots that failed validation and were skipped          |
+// |  40 |    8 | abandoned (atomic)   | abandoned slots skipped                                |
+// |  48 |    8 | read_position        | in-process read position mirror (relaxed; for stat lag)|
+// |  56 |    8 | reserved             |                                                        |
+// ---------------------------------------------------------------------------------------------
+struct CursorLine {
+  std::atomic<std::uint64_t> committed;
+  std::atomic<std::uint64_t> delivered;
+  std::atomic<std::uint64_t> gaps;
+  std::atomic<std::uint64_t> filtered;
+  std::atomic<std::uint64_t> corrupt;
+  std::atomic<std::uint64_t> abandoned;
+  std::atomic<std::uint64_t> read_position;
+  std::uint64_t reserved;
+};
+static_assert(sizeof(CursorLine) == kCacheLine);
+static_assert(offsetof(CursorLine, committed) == 0);
+static_assert(offsetof(CursorLine, read_position) == 48);
+
+// ---------------------------------------------------------------------------------------------
+// PartitionHeader (256 B)
+// | off | size | field              | writer / publication                                     |
+// |   0 |    8 | head (atomic)      | next sequence to claim; producers CAS (reject) or        |
+// |     |      |                    | fetch_add (overwrite); relaxed: it orders only claims,   |
+// |     |      |                    | slot contents are published by the slot word             |
+// |  64 |    8 | rejected (atomic)  | publishes refused Full (relaxed counter)                 |
+// |  72 |    8 | abandoned (atomic) | claimed slots marked abandoned (relaxed counter)         |
+// |  80 |    8 | deduplicated       | reserved for the dedup filter (relaxed counter)          |
+// | 128 |  128 | reserved           | dedup filter offsets, future use                         |
+// ---------------------------------------------------------------------------------------------
+struct PartitionHeader {
+  // Own line: every producer of this partition CASes it.
+  alignas(kCacheLine) std::atomic<std::uint64_t> head;
+  std::uint8_t reserved0[56];
+  // Counters change rarely (only on refusal / abandonment): apart from head so that they do
+  // not bounce the claim line.
+  std::atomic<std::uint64_t> rejected;
+  std::atomic<std::uint64_t> abandoned;
+  std::atomic<std::uint64_t> deduplicated;
+  std::uint8_t reserved1[40];
+  std::uint8_t reserved2[128];
+};
+static_assert(std::is_standard_layout_v<PartitionHeader>);
+static_assert(sizeof(PartitionHeader) == 256);
+static_assert(offsetof(PartitionHeader, head) == 0);
+static_assert(offsetof(PartitionHeader, rejected) == 64);
+static_assert(offsetof(PartitionHeader, abandoned) == 72);
+static_assert(offsetof(PartitionHeader, deduplicated) == 80);
+
+// ---------------------------------------------------------------------------------------------
+// Slot (slot_bytes, 64-aligned)
+// | off | size | field                 | writer / publication                                 |
+// |   0 |    8 | word (atomic)         | (sequence << 2) | state; see SlotState. The release   |
+// |     |      |                       | store of PUBLISHED publishes bytes 8..; readers      |
+// |     |      |                       | acquire it, copy, then re-check it (seqlock) so a    |
+// |     |      |                       | slot reused during the copy is detected, not torn    |
+// |   8 |    4 | envelope_bytes        | length of the envelope at 16                         |
+// |  12 |    2 | writer                | producer id (registry index+1) that claimed the slot |
+// |  14 |    2 | reserved              |                                                      |
+// |  16 |    … | envelope              | codec/envelope.h                                     |
+// ---------------------------------------------------------------------------------------------
+// Commit protocol (per slot, sequence s):
+//   1. claim s (head), 2. word := (s, WRITING), 3. write length, writer, envelope,
+//   4. word := (s, PUBLISHED) with release.
+// A writer that dies after 1 leaves the word at an older sequence; after 2 at (s, WRITING).
+// Either way readers never see its bytes as an event: only PUBLISHED words are read, and only
+// when the re-check after the copy finds the same word. ABANDONED marks a slot to be skipped.
+enum class SlotState : std::uint64_t { kEmpty = 0, kWriting = 1, kPublished = 2, kAbandoned = 3 };
+inline constexpr std::uint64_t slot_word(std::uint64_t seq, SlotState s) {
+  return (seq << 2) | static_cast<std::uint64_t>(s);
+}
+inline constexpr std::uint64_t word_sequence(std::uint64_t word) { return word >> 2; }
+inline constexpr SlotState word_state(std::uint64_t word) {
+  return static_cast<SlotState>(word & 3);
+}
+
+struct SlotHeader {
+  std::atomic<std::uint64_t> word;
+  std::uint32_t envelope_bytes;
+  std::uint16_t writer;
+  std::uint16_t reserved;
+};
+static_assert(std::is_standard_layout_v<SlotHeader>);
+static_assert(sizeof(SlotHeader) == 16);
+static_assert(offsetof(SlotHeader, envelope_bytes) == 8);
+static_assert(offsetof(SlotHeader, writer) == 12);
+inline constexpr std::size_t kSlotHeaderBytes = sizeof(SlotHeader);
+
+static_assert(std::atomic<std::uint64_t>::is_always_lock_free,
+              "cross-process atomics must not fall back to a process-local lock");
+static_assert(std::atomic<std::uint32_t>::is_always_lock_free);
+static_assert(sizeof(std::atomic<std::uint64_t>) == 8 && sizeof(std::atomic<std::uint32_t>) == 4,
+              "atomics in shared memory must have the size of the plain integer");
+
+inline constexpr std::size_t kMinSlotBytes = 256;
+inline constexpr std::size_t kMaxSlotBytes = 1u << 20;
+inline constexpr std::uint32_t kMaxPartitions = 1024;
+inline constexpr std::uint32_t kMaxConsumers = 256;
+
+}  // namespace evring::core

@@ -1,0 +1,157 @@
+#include <algorithm>
+#include <cstring>
+
+#include "evring/core/ring.h"
+#include "evring/core/wait.h"
+
+namespace evring::core {
+
+RingConsumer::RingConsumer(RingRegion region, std::uint32_t index, Start start, bool auto_commit)
+    : region_(region),
+      index_(index),
+      auto_commit_(auto_commit),
+      read_(region.config().partitions, 0),
+      stats_(region.config().partitions, LocalStats{}),
+      scratch_(new std::byte[region.config().slot_bytes]) {
+  const std::uint64_t capacity = region_.capacity();
+  for (std::uint32_t p = 0; p < region_.config().partitions; ++p) {
+    CursorLine& line = region_.cursor(index_, p);
+    // Relaxed: only this consumer writes its lines; we are the owner now (registry handshake).
+    stats_[p] = {line.delivered.load(std::memory_order_relaxed),
+                 line.gaps.load(std::memory_order_relaxed),
+                 line.filtered.load(std::memory_order_relaxed),
+                 line.corrupt.load(std::memory_order_relaxed),
+                 line.abandoned.load(std::memory_order_relaxed)};
+    std::uint64_t head = region_.partition(p).head.load(std::memory_order_acquire);
+    std::uint64_t earliest = head > capacity ? head - capacity : 0;
+    switch (start) {
+      case Start::kCommitted: read_[p] = line.committed.load(std::memory_order_relaxed); break;
+      case Start::kEarliest: read_[p] = earliest; break;
+      case Start::kLatest: read_[p] = head; break;
+    }
+    // A cursor from a corrupt or foreign segment beyond the head is not trusted.
+    if (read_[p] > head) read_[p] = head;
+  }
+  region_.attach_consumer(index_, read_);
+}
+
+RingConsumer::~RingConsumer() { region_.detach_consumer(index_); }
+
+void RingConsumer::flush_stats(std::uint32_t p) {
+  // Relaxed stores of this consumer's own counters: statistics for tools, publish nothing.
+  CursorLine& line = region_.cursor(index_, p);
+  const LocalStats& s = stats_[p];
+  line.delivered.store(s.delivered, std::memory_order_relaxed);
+  line.gaps.store(s.gaps, std::memory_order_relaxed);
+  line.filtered.store(s.filtered, std::memory_order_relaxed);
+  line.corrupt.store(s.corrupt, std::memory_order_relaxed);
+  line.abandoned.store(s.abandoned, std::memory_order_relaxed);
+  line.read_position.store(read_[p], std::memory_order_relaxed);
+}
+
+void RingConsumer::commit() {
+  for (std::uint32_t p = 0; p < region_.config().partitions; ++p) {
+    flush_stats(p);
+    // SYNC POINT: see poll(): releases the handled slots to producers.
+    region_.cursor(index_, p).committed.store(read_[p], std::memory_order_release);
+  }
+}
+
+bool RingConsumer::ready(std::uint32_t p) const {
+  const std::uint64_t c = read_[p];
+  // Acquire: pairs with the producer's release of the word, as in read_one().
+  std::uint64_t w = region_.slot(p, c).word.load(std::memory_order_acquire);
+  std::uint64_t s = word_sequence(w);
+  if (s > c) return true;  // lapped: poll reports the gap
+  if (s < c) return false;
+  SlotState st = word_state(w);
+  return st == SlotState::kPublished || st == SlotState::kAbandoned;
+}
+
+bool RingConsumer::any_ready() const {
+  for (std::uint32_t p = 0; p < region_.config().partitions; ++p)
+    if (ready(p)) return true;
+  return false;
+}
+
+RingConsumer::Step RingConsumer::read_one(std::uint32_t p, EnvelopeView* view,
+                                          PollResult* result) {
+  const std::uint64_t c = read_[p];
+  const std::uint64_t capacity = region_.capacity();
+  SlotHeader& slot = region_.slot(p, c);
+  // SYNC POINT: acquire pairs with the producer's release of PUBLISHED (finish_publish): the
+  // length, writer and envelope written before it are visible below.
+  const std::uint64_t w = slot.word.load(std::memory_order_acquire);
+  const std::uint64_t s = word_sequence(w);
+  if (s < c) return Step::kEmpty;  // not claimed or not yet begun
+  if (s > c) {
+    // Lapped: sequences up to s - capacity were overwritten. Jump to the oldest sequence that
+    // can still be in the ring; if that is overwritten too, the next read reports more.
+    std::uint64_t head = region_.partition(p).head.load(std::memory_order_acquire);
+    std::uint64_t next = std::max({c + 1, s + 1 > capacity ? s + 1 - capacity : 0,
+                                   head > capacity ? head - capacity : 0});
+    result->gaps += next - c;
+    stats_[p].gaps += next - c;
+    read_[p] = next;
+    return Step::kSkipped;
+  }
+  switch (word_state(w)) {
+    case SlotState::kEmpty:
+    case SlotState::kWriting: return Step::kEmpty;
+    case SlotState::kAbandoned:
+      ++stats_[p].abandoned;
+      ++result->skipped;
+      read_[p] = c + 1;
+      return Step::kSkipped;
+    case SlotState::kPublished: break;
+  }
+  // Untrusted length: another process wrote it.
+  std::uint32_t len = slot.envelope_bytes;
+  bool length_ok = len >= kEnvelopeHeaderBytes && len <= region_.max_envelope_bytes();
+  if (length_ok) std::memcpy(scratch_.get(), RingRegion::envelope_of(slot), len);
+  // Seqlock re-check: the acquire fence orders the copy above before the reload below; an
+  // unchanged word means no producer began rewriting the slot while we copied.
+  std::atomic_thread_fence(std::memory_order_acquire);
+  if (slot.word.load(std::memory_order_relaxed) != w) return Step::kSkipped;  // re-read: lapped
+  read_[p] = c + 1;
+  if (!length_ok || decode_envelope(std::span(scratch_.get(), len), view) != EnvelopeCheck::kOk) {
+    ++stats_[p].corrupt;
+    ++result->skipped;
+    return Step::kSkipped;
+  }
+  if (filter_ && !filter_->allows(view->header.type_id)) {
+    ++stats_[p].filtered;
+    ++result->skipped;
+    return Step::kSkipped;
+  }
+  return Step::kDelivered;
+}
+
+bool RingConsumer::wait(WaitStrategy strategy, std::uint64_t timeout_ns) {
+  const std::uint64_t deadline = monotonic_ns() + timeout_ns;
+  std::uint32_t spins = 0;
+  // Spin briefly first in every strategy: an event often arrives within microseconds.
+  const std::uint32_t spin_limit = strategy == WaitStrategy::kBlock ? 2000 : ~0u;
+  while (true) {
+    if (any_ready()) return true;
+    if (spins >= spin_limit) break;
+    if ((spins & 63) == 0 && monotonic_ns() >= deadline) return false;
+    if (strategy == WaitStrategy::kYield) sched_yield();
+    else cpu_relax(spins < 64 ? spins : 0);
+    ++spins;
+  }
+  RingHeader& h = region_.header();
+  while (true) {
+    std::uint64_t now = monotonic_ns();
+    if (now >= deadline) return any_ready();
+    // Dekker with the producer (see RingProducer::try_publish): announce, then look.
+    h.sleepers.fetch_add(1, std::memory_order_seq_cst);
+    std::uint32_t snapshot = h.wake_word.load(std::memory_order_seq_cst);
+    bool ready_now = any_ready();
+    if (!ready_now) futex_wait(&h.wake_word, snapshot, deadline - now);
+    h.sleepers.fetch_sub(1, std::memory_order_relaxed);  // a stale count costs a spurious wake only
+    if (ready_now || any_ready()) return true;
+  }
+}
+
+}  // namespace evring::core

@@ -1,0 +1,388 @@
+#include "evring/core/ring.h"
+
+#include <sched.h>
+
+#include <algorithm>
+#include <cstring>
+#include <limits>
+#include <thread>
+
+#include "evring/core/wait.h"
+
+namespace evring::core {
+namespace {
+
+constexpr std::size_t align_up(std::size_t v, std::size_t a) { return (v + a - 1) / a * a; }
+
+struct Offsets {
+  std::size_t gates, cursors, partitions, stride, total;
+};
+
+Offsets offsets_of(const RingConfig& c) {
+  Offsets o;
+  o.gates = sizeof(RingHeader);
+  o.cursors = o.gates + std::size_t{c.max_consumers} * sizeof(ConsumerGate);
+  o.partitions = o.cursors + std::size_t{c.max_consumers} * c.partitions * sizeof(CursorLine);
+  o.stride = sizeof(PartitionHeader) + std::size_t{c.slots_per_partition} * c.slot_bytes;
+  o.total = o.partitions + o.stride * c.partitions;
+  return o;
+}
+
+bool is_pow2(std::uint64_t v) { return v != 0 && (v & (v - 1)) == 0; }
+
+}  // namespace
+
+Status validate_config(const RingConfig& c) {
+  if (c.partitions == 0 || c.partitions > kMaxPartitions)
+    return Status::invalid_argument("partitions must be 1.." + std::to_string(kMaxPartitions) +
+                                    ", got " + std::to_string(c.partitions));
+  if (!is_pow2(c.slots_per_partition) || c.slots_per_partition < 2 ||
+      c.slots_per_partition > (1u << 24))
+    return Status::invalid_argument("slots per partition must be a power of two in 2..16777216, got " +
+                                    std::to_string(c.slots_per_partition));
+  if (c.slot_bytes < kMinSlotBytes || c.slot_bytes > kMaxSlotBytes || c.slot_bytes % kCacheLine)
+    return Status::invalid_argument("slot size must be a multiple of 64 in 256..1048576 bytes, got " +
+                                    std::to_string(c.slot_bytes));
+  if (c.max_consumers == 0 || c.max_consumers > kMaxConsumers)
+    return Status::invalid_argument("max consumers must be 1.." + std::to_string(kMaxConsumers) +
+                                    ", got " + std::to_string(c.max_consumers));
+  if (c.overflow != Overflow::kReject && c.overflow != Overflow::kOverwrite)
+    return Status::invalid_argument("unknown overflow policy");
+  std::size_t total = offsets_of(c).total;
+  if (total > (std::size_t{1} << 40))
+    return Status::invalid_argument("ring would need " + std::to_string(total) +
+                                    " bytes: more than 1 TiB");
+  return Status::ok();
+}
+
+std::size_t ring_region_bytes(const RingConfig& config) { return offsets_of(config).total; }
+
+RingRegion RingRegion::format(std::span<std::byte> mem, const RingConfig& config) {
+  RingHeader& h = *reinterpret_cast<RingHeader*>(mem.data());
+  h.partitions = config.partitions;
+  h.slots_per_partition = config.slots_per_partition;
+  h.slot_bytes = config.slot_bytes;
+  h.max_consumers = config.max_consumers;
+  h.overflow = static_cast<std::uint32_t>(config.overflow);
+  // Zero-filled memory already is: every atomic 0, every slot word (0, EMPTY), every head 0.
+  // The caller publishes the region (segment ready flag, release) after this returns.
+  auto region = attach(mem);
+  return region.value();
+}
+
+Result<RingRegion> RingRegion::attach(std::span<std::byte> mem) {
+  if (mem.size() < sizeof(RingHeader) ||
+      reinterpret_cast<std::uintptr_t>(mem.data()) % kCacheLine != 0)
+    return Status::corruption("ring region is smaller than its header or misaligned");
+  const RingHeader& h = *reinterpret_cast<const RingHeader*>(mem.data());
+  RingConfig c;
+  c.partitions = h.partitions;
+  c.slots_per_partition = h.slots_per_partition;
+  c.slot_bytes = h.slot_bytes;
+  c.max_consumers = h.max_consumers;
+  c.overflow = static_cast<Overflow>(h.overflow);
+  if (Status s = validate_config(c); !s.is_ok())
+    return Status::corruption("ring header is invalid: " + s.message());
+  Offsets o = offsets_of(c);
+  if (o.total > mem.size())
+    return Status::corruption("ring header describes " + std::to_string(o.total) +
+                              " bytes but the region has " + std::to_string(mem.size()));
+  RingRegion r;
+  r.base_ = mem.data();
+  r.size_ = o.total;
+  r.config_ = c;
+  r.mask_ = c.slots_per_partition - 1;
+  r.gates_offset_ = o.gates;
+  r.cursors_offset_ = o.cursors;
+  r.partitions_offset_ = o.partitions;
+  r.partition_stride_ = o.stride;
+  return r;
+}
+
+std::uint64_t RingRegion::min_attached_cursor(std::uint32_t p) const {
+  std::uint64_t lowest = std::numeric_limits<std::uint64_t>::max();
+  for (std::uint32_t c = 0; c < config_.max_consumers; ++c) {
+    // SYNC POINT: acquire pairs with the release in attach_consumer(): a gate seen attached
+    // comes with the cursor written before it.
+    if (gate(c).state.load(std::memory_order_acquire) !=
+        static_cast<std::uint32_t>(GateState::kAttached))
+      continue;
+    // SYNC POINT: acquire pairs with the consumer's release of committed (poll/commit): the
+    // consumer's reads of slots below it happen-before our writes into them.
+    lowest = std::min(lowest, cursor(c, p).committed.load(std::memory_order_acquire));
+  }
+  return lowest;
+}
+
+void RingRegion::wake_sleepers() const {
+  // Relaxed RMW: the futex word only needs to change so that a sleeper whose snapshot is older
+  // does not go to sleep; the event itself was published by the slot word.
+  header().wake_word.fetch_add(1, std::memory_order_relaxed);
+  futex_wake_all(&header().wake_word);
+}
+
+void RingRegion::attach_consumer(std::uint32_t index,
+                                 std::span<const std::uint64_t> cursors) const {
+  for (std::uint32_t p = 0; p < config_.partitions; ++p)
+    cursor(index, p).committed.store(cursors[p], std::memory_order_relaxed);
+  // SYNC POINT: release publishes the cursors above to producers that acquire the gate.
+  gate(index).state.store(static_cast<std::uint32_t>(GateState::kAttached),
+                          std::memory_order_release);
+  // Producers compare the epoch on every claim; seq_cst so the bump is ordered after the gate
+  // store for any producer that reads the epoch and then the gate.
+  header().gate_epoch.fetch_add(1, std::memory_order_seq_cst);
+}
+
+void RingRegion::detach_consumer(std::uint32_t index) const {
+  // Release: a producer that stops seeing the gate also sees the consumer's last commit.
+  gate(index).state.store(static_cast<std::uint32_t>(GateState::kDetached),
+                          std::memory_order_release);
+}
+
+std::string_view describe(PublishResult r) {
+  switch (r) {
+    case PublishResult::kOk: return "published";
+    case PublishResult::kFull: return "bus full: the slowest consumer is a whole ring behind";
+    case PublishResult::kTooLarge: return "entity key and payload do not fit in a slot";
+    case PublishResult::kUnknownType: return "event type not registered on this bus";
+    case PublishResult::kDomainNotOwned: return "event type of a domain the producer does not own";
+    case PublishResult::kDuplicate: return "duplicate idempotency key: dropped";
+  }
+  return "invalid result";
+}
+
+// ------------------------------------------------------------------------------ RingProducer
+
+RingProducer::RingProducer(RingRegion region, std::uint16_t producer_id, const TypePolicy* policy)
+    : region_(region),
+      producer_id_(producer_id),
+      policy_(policy),
+      gate_cache_(region.config().partitions, 0),
+      discard_(new std::byte[region.config().slot_bytes]) {}
+
+PublishResult RingProducer::check(const PublishRequest& r, std::size_t body_bytes) const {
+  if (!policy_->known[r.type_id] || r.type_id == 0) return PublishResult::kUnknownType;
+  if (!policy_->allowed[r.type_id]) return PublishResult::kDomainNotOwned;
+  if (body_bytes > max_body_bytes(region_.config().slot_bytes) || r.entity_key.size() > 0xFFFF)
+    return PublishResult::kTooLarge;
+  return PublishResult::kOk;
+}
+
+PublishResult RingProducer::claim(std::uint32_t p, std::uint64_t wanted, std::uint64_t* first,
+                                  std::uint64_t* got) {
+  PartitionHeader& part = region_.partition(p);
+  if (region_.config().overflow == Overflow::kOverwrite) {
+    // Relaxed: head orders claims among producers only; slot contents are published by the
+    // slot word, and overwrite mode does not look at consumers.
+    *first = part.head.fetch_add(wanted, std::memory_order_relaxed);
+    *got = wanted;
+    return PublishResult::kOk;
+  }
+  const std::uint64_t capacity = region_.capacity();
+  // A consumer attached since our cache was computed may sit below it: drop the caches.
+  std::uint64_t epoch = region_.header().gate_epoch.load(std::memory_order_acquire);
+  if (epoch != gate_epoch_seen_) {
+    gate_epoch_seen_ = epoch;
+    std::fill(gate_cache_.begin(), gate_cache_.end(), 0);
+  }
+  std::uint64_t head = part.head.load(std::memory_order_relaxed);
+  while (true) {
+    std::uint64_t limit = gate_cache_[p] + capacity;  // first sequence we may not claim
+    if (head + wanted > limit) {
+      std::uint64_t lowest = region_.min_attached_cursor(p);
+      // No attached consumer: nobody to protect; the ring only needs to stay a ring.
+      gate_cache_[p] = lowest == std::numeric_limits<std::uint64_t>::max() ? head : lowest;
+      limit = gate_cache_[p] + capacity;
+      if (head >= limit) {
+        part.rejected.fetch_add(1, std::memory_order_relaxed);  // statistic only
+        return PublishResult::kFull;
+      }
+    }
+    std::uint64_t n = std::min(wanted, limit - head);
+    // Relaxed CAS: the acquire that makes slot reuse safe was the cursor load above; head
+    // itself publishes nothing.
+    if (part.head.compare_exchange_weak(head, head + n, std::memory_order_relaxed,
+                                        std::memory_order_relaxed)) {
+      *first = head;
+      *got = n;
+      return PublishResult::kOk;
+    }
+  }
+}
+
+SlotHeader* RingProducer::begin_write(std::uint32_t p, std::uint64_t seq) {
+  SlotHeader& slot = region_.slot(p, seq);
+  const std::uint64_t writing = slot_word(seq, SlotState::kWriting);
+  if (region_.config().overflow == Overflow::kReject) {
+    // The gate guarantees every attached consumer is past seq - capacity and that sequence was
+    // published or abandoned: nobody else writes this slot now.
+    slot.word.store(writing, std::memory_order_relaxed);
+  } else {
+    // Overwrite: a producer stalled a whole lap behind may still be writing the previous
+    // sequence of this slot. Wait for it (it is live, or will be marked abandoned); never write
+    // over a newer sequence (we were lapped ourselves: the event is lost, as overwrite allows).
+    std::uint64_t w = slot.word.load(std::memory_order_acquire);
+    for (std::uint32_t spins = 0;; ++spins) {
+      if (word_sequence(w) >= seq && w != 0) return nullptr;
+      if (word_state(w) != SlotState::kWriting) {
+        if (slot.word.compare_exchange_weak(w, writing, std::memory_order_acquire,
+                                            std::memory_order_acquire))
+          break;
+        continue;
+      }
+      cpu_relax(spins);
+      w = slot.word.load(std::memory_order_acquire);
+    }
+  }
+  // Release fence: a reader that copies this slot and then re-checks the word must not be able
+  // to see our payload bytes while still seeing the old PUBLISHED word (seqlock writer side).
+  std::atomic_thread_fence(std::memory_order_release);
+  slot.writer = producer_id_;
+  return &slot;
+}
+
+void RingProducer::fill_header(EnvelopeHeader* h, const PublishRequest& r, std::uint64_t seq,
+                               std::uint64_t now_ns) {
+  h->type_id = r.type_id;
+  h->schema_version = r.schema_version;
+  h->producer_id = producer_id_;
+  h->classification = static_cast<std::uint8_t>(r.classification);
+  h->content_type = static_cast<std::uint8_t>(r.content_type);
+  h->flags = r.flags;
+  h->key_id = r.key_id;
+  h->timestamp_ns = r.timestamp_ns ? r.timestamp_ns : now_ns;
+  h->sequence = seq;
+  h->event_id = ids_.next_event_id(h->timestamp_ns);
+  h->idempotency_key = r.idempotency_key.is_zero() ? h->event_id : r.idempotency_key;
+  h->correlation_id = r.correlation_id.is_zero() ? ids_.next_trace_id() : r.correlation_id;
+  h->causation_id = r.causation_id;
+  h->entity_key_hash = entity_key_hash(r.entity_key);
+  h->entity_revision = r.entity_revision;
+  h->origin_host = r.origin_host;
+  h->checksum = 0;
+}
+
+void RingProducer::write_event(SlotHeader* slot, std::uint64_t seq, const PublishRequest& r,
+                               std::uint32_t partition, std::uint64_t now_ns,
+                               PublishReceipt* receipt) {
+  EnvelopeHeader h;
+  fill_header(&h, r, seq, now_ns);
+  auto key = std::as_bytes(std::span(r.entity_key.data(), r.entity_key.size()));
+  std::size_t bytes = encode_envelope(
+      std::span(RingRegion::envelope_of(*slot), region_.max_envelope_bytes()), h, key, r.payload);
+  slot->envelope_bytes = static_cast<std::uint32_t>(bytes);
+  if (receipt) *receipt = {partition, seq, h.event_id};
+}
+
+void RingProducer::finish_publish(SlotHeader* slot, std::uint64_t seq) {
+  // SYNC POINT: release publishes the slot's length, writer and envelope to consumers that
+  // acquire the word in RingConsumer::read_one().
+  slot->word.store(slot_word(seq, SlotState::kPublished), std::memory_order_release);
+}
+
+PublishResult RingProducer::try_publish(const PublishRequest& r, PublishReceipt* receipt) {
+  if (PublishResult c = check(r, r.entity_key.size() + r.payload.size()); c != PublishResult::kOk)
+    return c;
+  std::uint32_t p = region_.partition_of(entity_key_hash(r.entity_key));
+  std::uint64_t seq, got;
+  if (PublishResult c = claim(p, 1, &seq, &got); c != PublishResult::kOk) return c;
+  std::uint64_t now = unix_now_ns();
+  if (SlotHeader* slot = begin_write(p, seq)) {
+    write_event(slot, seq, r, p, now, receipt);
+    finish_publish(slot, seq);
+  }
+  // Dekker with RingConsumer::wait: our PUBLISHED store, then their sleepers count; they
+  // increment sleepers, then look at our slot. seq_cst fence on our side, seq_cst RMW on theirs,
+  // so at least one of us sees the other.
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  if (region_.header().sleepers.load(std::memory_order_relaxed) != 0) region_.wake_sleepers();
+  return PublishResult::kOk;
+}
+
+PublishResult RingProducer::try_publish_batch(std::span<const PublishRequest> requests,
+                                              std::size_t* published) {
+  *published = 0;
+  PublishResult result = PublishResult::kOk;
+  std::size_t i = 0;
+  while (i < requests.size()) {
+    const PublishRequest& r0 = requests[i];
+    if (result = check(r0, r0.entity_key.size() + r0.payload.size()); result != PublishResult::kOk)
+      break;
+    std::uint32_t p = region_.partition_of(entity_key_hash(r0.entity_key));
+    std::size_t j = i + 1;  // the run of valid requests of the same partition
+    while (j < requests.size() &&
+           check(requests[j], requests[j].entity_key.size() + requests[j].payload.size()) ==
+               PublishResult::kOk &&
+           region_.partition_of(entity_key_hash(requests[j].entity_key)) == p)
+      ++j;
+    std::uint64_t first, got;
+    if (result = claim(p, j - i, &first, &got); result != PublishResult::kOk) break;
+    std::uint64_t now = unix_now_ns();
+    for (std::uint64_t k = 0; k < got; ++k) {
+      if (SlotHeader* slot = begin_write(p, first + k)) {
+        write_event(slot, first + k, requests[i + k], p, now, nullptr);
+        finish_publish(slot, first + k);
+      }
+    }
+    i += got;
+    *published = i;
+  }
+  if (*published) {
+    std::atomic_thread_fence(std::memory_order_seq_cst);  // see try_publish
+    if (region_.header().sleepers.load(std::memory_order_relaxed) != 0) region_.wake_sleepers();
+  }
+  return result;
+}
+
+PublishResult RingProducer::try_claim(const PublishRequest& r, std::size_t payload_bytes,
+                                      Claim* out) {
+  if (PublishResult c = check(r, r.entity_key.size() + payload_bytes); c != PublishResult::kOk)
+    return c;
+  std::uint32_t p = region_.partition_of(entity_key_hash(r.entity_key));
+  std::uint64_t seq, got;
+  if (PublishResult c = claim(p, 1, &seq, &got); c != PublishResult::kOk) return c;
+  SlotHeader* slot = begin_write(p, seq);
+  *out = Claim{};
+  out->partition = p;
+  out->sequence = seq;
+  out->slot = slot;
+  // Overwrite mode, lapped before we began: the event is already lost (as overwrite allows);
+  // the caller still gets somewhere to write, and commit() publishes nothing.
+  std::byte* env = slot ? RingRegion::envelope_of(*slot) : discard_.get();
+  EnvelopeHeader h;
+  fill_header(&h, r, seq, unix_now_ns());
+  h.format_version = kEnvelopeFormatVersion;
+  h.header_bytes = kEnvelopeHeaderBytes;
+  h.entity_key_bytes = static_cast<std::uint16_t>(r.entity_key.size());
+  h.payload_bytes = static_cast<std::uint32_t>(payload_bytes);
+  std::memcpy(env, &h, sizeof h);
+  std::memcpy(env + kEnvelopeHeaderBytes, r.entity_key.data(), r.entity_key.size());
+  out->envelope_bytes = envelope_bytes(r.entity_key.size(), payload_bytes);
+  out->payload = std::span(env + kEnvelopeHeaderBytes + r.entity_key.size(), payload_bytes);
+  if (slot) slot->envelope_bytes = static_cast<std::uint32_t>(out->envelope_bytes);
+  return PublishResult::kOk;
+}
+
+void RingProducer::commit(Claim& claim) {
+  if (claim.slot) {
+    seal_envelope(std::span(RingRegion::envelope_of(*claim.slot), claim.envelope_bytes));
+    finish_publish(claim.slot, claim.sequence);
+    std::atomic_thread_fence(std::memory_order_seq_cst);  // see try_publish
+    if (region_.header().sleepers.load(std::memory_order_relaxed) != 0) region_.wake_sleepers();
+  }
+  claim = Claim{};
+}
+
+void RingProducer::abort(Claim& claim) {
+  if (claim.slot) {
+    // Release: consumers that acquire ABANDONED skip the slot without reading it.
+    claim.slot->word.store(slot_word(claim.sequence, SlotState::kAbandoned),
+                           std::memory_order_release);
+    region_.partition(claim.partition).abandoned.fetch_add(1, std::memory_order_relaxed);
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+    if (region_.header().sleepers.load(std::memory_order_relaxed) != 0) region_.wake_sleepers();
+  }
+  claim = Claim{};
+}
+
+}  // namespace evring::core

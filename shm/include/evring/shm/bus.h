@@ -1,0 +1,242 @@
+#pragma once
+// A named bus: one shared-memory segment (Boost.Interprocess) holding the registries and the
+// ring. This is the API services use:
+//
+//   auto bus = evring::Bus::open("orders").value();
+//   auto producer = bus->producer("chat-svc", {"chat"}).value();
+//   auto type = producer->resolve("chat.message.created").value();
+//   producer->publish(type, "conversation-42", payload);
+//
+//   auto consumer = bus->consumer("audit", {.filter = "chat.>"}).value();
+//   consumer->poll([](const evring::core::Event& e) { ... });
+//
+// Thread safety: Bus is safe to share between threads. A Producer or Consumer is used by one
+// thread at a time; create one per thread.
+#include <sys/types.h>
+
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "evring/codec/status.h"
+#include "evring/core/ring.h"
+#include "evring/shm/segment_layout.h"
+
+namespace evring {
+
+struct BusOptions {
+  core::RingConfig ring;
+  std::uint32_t max_producers = 64;
+  std::uint32_t max_types = 1024;
+  mode_t mode = 0600;
+  bool prefault = true;  // touch every page at create so no publish pays a first-touch fault
+};
+
+enum class Access : std::uint8_t { kReadWrite, kReadOnly };
+
+struct ProducerInfo {
+  std::uint16_t id;
+  std::string service;
+  std::vector<std::string> domains;
+  pid_t pid;
+  bool alive;
+};
+struct ConsumerInfo {
+  std::uint32_t index;
+  std::string name;
+  std::string filter;
+  pid_t pid;
+  bool attached;  // the gate says attached
+  bool alive;     // its process is running
+  std::uint64_t last_seen_unix_ns;
+};
+struct TypeInfo {
+  std::uint16_t id;
+  std::string name;
+  std::uint16_t schema_version;
+  Classification classification;
+};
+struct BusSummary {
+  std::string name;
+  std::string path;
+  std::uint64_t bytes = 0;
+  Status status;  // why it could not be read, if it could not
+  core::RingConfig ring{};
+  pid_t creator_pid = 0;
+  bool creator_alive = false;
+  std::size_t live_members = 0;  // producers + consumers whose process runs
+  bool stale() const { return status.is_ok() && !creator_alive && live_members == 0; }
+};
+
+class Producer;
+class Consumer;
+
+class Bus : public std::enable_shared_from_this<Bus> {
+ public:
+  // Bus names: 1..48 of [A-Za-z0-9_.-], not starting with '.'.
+  static Status validate_name(std::string_view name);
+  static Result<std::shared_ptr<Bus>> create(std::string_view name, const BusOptions& options);
+  static Result<std::shared_ptr<Bus>> open(std::string_view name, Access access = Access::kReadWrite);
+  static Status remove(std::string_view name);
+  static std::vector<BusSummary> list();
+  static std::string object_path(std::string_view name);  // /dev/shm/evring.<name>
+
+  ~Bus();
+  Bus(const Bus&) = delete;
+  Bus& operator=(const Bus&) = delete;
+
+  const std::string& name() const { return name_; }
+  const core::RingRegion& ring() const { return ring_; }
+  const shm::SegmentHeader& header() const { return *header_; }
+  bool read_only() const { return read_only_; }
+
+  // Registers `service` owning `domains` (empty: the service's own name, which must then be a
+  // valid domain). A service re-registering must name the same domains; a domain owned by
+  // another service is refused.
+  Result<std::unique_ptr<Producer>> producer(std::string_view service,
+                                             std::vector<std::string> domains = {});
+
+  struct ConsumerOptions {
+    std::string filter;  // event-name pattern, "" = everything
+    core::RingConsumer::Start start = core::RingConsumer::Start::kCommitted;
+    bool auto_commit = true;
+  };
+  // Attaches the durable consumer `name` (created on first use, starting at the earliest event
+  // still in the ring for Start::kCommitted). Refused while another live process holds it.
+  Result<std::unique_ptr<Consumer>> consumer(std::string_view name, ConsumerOptions options);
+  Result<std::unique_ptr<Consumer>> consumer(std::string_view name) {
+    return consumer(name, ConsumerOptions{});
+  }
+
+  // Registers an event type (or returns the existing id). Cold path.
+  Result<std::uint16_t> register_type(std::string_view name, std::uint16_t schema_version = 1,
+                                      Classification classification = Classification::kInternal);
+  Result<std::uint16_t> find_type(std::string_view name) const;
+  // Name of a type id, validated (the table is untrusted memory).
+  Result<TypeInfo> type_info(std::uint16_t id) const;
+  Result<ProducerInfo> producer_info(std::uint16_t id) const;
+  std::vector<ProducerInfo> producers() const;
+  std::vector<ConsumerInfo> consumers() const;
+  std::vector<TypeInfo> types() const;
+  // Marks consumers whose process is gone as detached so they stop gating producers.
+  std::size_t sweep_dead_consumers();
+  // Removes a consumer's registration and cursors. Refused while it is attached and alive.
+  Status remove_consumer(std::string_view name);
+
+ private:
+  Bus() = default;
+  static Result<std::shared_ptr<Bus>> map(std::string_view name, Access access, bool creating,
+                                          std::size_t create_bytes, mode_t mode);
+  Status lock_registry() const;
+  void unlock_registry() const;
+  shm::ProducerEntry& producer_entry(std::uint32_t i) const;
+  shm::ConsumerEntry& consumer_entry(std::uint32_t i) const;
+  shm::TypeEntry& type_entry(std::uint32_t i) const;
+  Result<std::uint16_t> find_type_locked(std::string_view name) const;
+
+  friend class Producer;
+  friend class Consumer;
+  std::string name_;
+  bool read_only_ = false;
+  struct Mapping;
+  std::unique_ptr<Mapping> mapping_;
+  shm::SegmentHeader* header_ = nullptr;
+  std::byte* base_ = nullptr;
+  std::size_t size_ = 0;
+  core::RingRegion ring_;
+};
+
+class Producer {
+ public:
+  ~Producer();
+  // Looks up (registering it if new) an event type this producer may publish. Errors: bad name,
+  // domain not owned (naming the owner when there is one), type table full.
+  Result<std::uint16_t> resolve(std::string_view event_name, std::uint16_t schema_version = 1,
+                                Classification classification = Classification::kInternal);
+
+  // Hot path.
+  core::PublishResult try_publish(const core::PublishRequest& request,
+                                  core::PublishReceipt* receipt = nullptr) {
+    return ring_.try_publish(request, receipt);
+  }
+  core::PublishResult try_publish_batch(std::span<const core::PublishRequest> requests,
+                                        std::size_t* published) {
+    return ring_.try_publish_batch(requests, published);
+  }
+  core::PublishResult try_claim(const core::PublishRequest& request, std::size_t payload_bytes,
+                                core::Claim* claim) {
+    return ring_.try_claim(request, payload_bytes, claim);
+  }
+  void commit(core::Claim& claim) { ring_.commit(claim); }
+  void abort(core::Claim& claim) { ring_.abort(claim); }
+
+  // Convenience: raw payload, everything else defaulted.
+  core::PublishResult publish(std::uint16_t type_id, std::string_view entity_key,
+                              std::string_view payload,
+                              ContentType content_type = ContentType::kRaw) {
+    core::PublishRequest r;
+    r.type_id = type_id;
+    r.entity_key = entity_key;
+    r.payload = std::as_bytes(std::span(payload.data(), payload.size()));
+    r.content_type = content_type;
+    r.classification = classification_of(type_id);
+    r.schema_version = schema_version_of(type_id);
+    return ring_.try_publish(r);
+  }
+
+  std::uint16_t id() const { return ring_.producer_id(); }
+  const std::string& service() const { return service_; }
+  const std::vector<std::string>& domains() const { return domains_; }
+  Classification classification_of(std::uint16_t type_id) const {
+    return static_cast<Classification>(type_class_[type_id]);
+  }
+  std::uint16_t schema_version_of(std::uint16_t type_id) const { return type_version_[type_id]; }
+
+ private:
+  friend class Bus;
+  Producer(std::shared_ptr<Bus> bus, std::uint16_t id, std::string service,
+           std::vector<std::string> domains);
+  std::shared_ptr<Bus> bus_;
+  std::string service_;
+  std::vector<std::string> domains_;
+  std::unique_ptr<core::TypePolicy> policy_;
+  std::vector<std::uint8_t> type_class_;
+  std::vector<std::uint16_t> type_version_;
+  core::RingProducer ring_;
+};
+
+class Consumer {
+ public:
+  ~Consumer();  // detaches: the cursor stays, producers stop waiting for this consumer
+
+  template <typename Handler>
+  core::PollResult poll(Handler&& handler, std::size_t max_events = 256) {
+    core::PollResult r = ring_.poll(std::forward<Handler>(handler), max_events);
+    if (r.delivered) heartbeat();
+    return r;
+  }
+  void commit() { ring_.commit(); }
+  bool wait(core::WaitStrategy strategy, std::uint64_t timeout_ns) {
+    return ring_.wait(strategy, timeout_ns);
+  }
+
+  const std::string& name() const { return name_; }
+  std::uint32_t index() const { return ring_.index(); }
+  core::RingConsumer& ring() { return ring_; }
+  Bus& bus() const { return *bus_; }
+
+ private:
+  friend class Bus;
+  Consumer(std::shared_ptr<Bus> bus, std::uint32_t index, std::string name, std::string filter,
+           const Bus::ConsumerOptions& options);
+  void heartbeat();
+  std::shared_ptr<Bus> bus_;
+  std::string name_;
+  std::string filter_pattern_;
+  std::unique_ptr<core::TypeFilter> filter_;
+  core::RingConsumer ring_;
+  std::uint64_t last_heartbeat_ns_ = 0;
+};
+
+}  // namespace evring

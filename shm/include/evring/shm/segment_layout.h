@@ -1,0 +1,180 @@
+#pragma once
+// Byte layout of a bus segment (/dev/shm/evring.<bus>). Prose: shm/FORMAT.md.
+//
+//  +------------------------+ 0
+//  | SegmentHeader  (1 KiB) | magic, layout versions, sizes, offsets, registry lock, name
+//  +------------------------+ producers_offset
+//  | ProducerEntry[Np]      | 256 B each: service, owned domains, pid + start time
+//  +------------------------+ consumers_offset
+//  | ConsumerEntry[Nc]      | 256 B each: name, filter, pid + start time, last seen
+//  +------------------------+ types_offset
+//  | TypeEntry[Nt]          | 192 B each: event name -> type id (index + 1)
+//  +------------------------+ ring_offset (64-aligned)
+//  | ring region            | core/ring_layout.h
+//  +------------------------+ segment_bytes
+//
+// Every offset is from the segment start; every integer is native little-endian. Registries are
+// written only under the registry mutex (a process-shared robust pthread mutex: the kernel hands
+// it on when its owner dies); entries are published by a release store of `state` so that
+// lock-free readers (stat, consumers resolving type names) that acquire `state` see the entry.
+//
+// Bump kSegmentLayoutVersion when any byte here moves or changes meaning; open() refuses other
+// versions (tests/shm/segment_layout_golden_test.cpp hard-codes it).
+#include <pthread.h>
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <type_traits>
+
+namespace evring::shm {
+
+inline constexpr std::uint64_t kSegmentMagic = 0x3142474e49525645ull;  // "EVRINGB1" in memory
+inline constexpr std::uint32_t kSegmentLayoutVersion = 1;
+inline constexpr std::size_t kSegmentHeaderBytes = 1024;
+
+// | off | size | field               | writer / publication                                     |
+// |   0 |    8 | magic               | create(); first bytes checked by open()                  |
+// |   8 |    4 | layout_version      | create(): kSegmentLayoutVersion                          |
+// |  12 |    4 | ring_layout_version | create(): core::kRingLayoutVersion                       |
+// |  16 |    8 | segment_bytes       | create(); open() checks it against the object's size    |
+// |  24 |    4 | ready (atomic)      | create() stores 1 with release when everything above and |
+// |     |      |                     | the ring are initialised; open() acquires it             |
+// |  28 |    4 | header_bytes        | kSegmentHeaderBytes                                      |
+// |  32 |    8 | created_unix_ns     | create()                                                 |
+// |  40 |    4 | creator_pid         | create()                                                 |
+// |  44 |    4 | mode                | create(): the file mode asked for                        |
+// |  48 |    8 | creator_start_time  | create(): /proc start time, so pid reuse is detected     |
+// |  56 |    4 | max_producers       | create()                                                 |
+// |  60 |    4 | max_consumers       | create() (equal to the ring's)                           |
+// |  64 |    4 | max_types           | create()                                                 |
+// |  68 |    4 | reserved            |                                                          |
+// |  72 |    8 | producers_offset    | create()                                                 |
+// |  80 |    8 | consumers_offset    | create()                                                 |
+// |  88 |    8 | types_offset        | create()                                                 |
+// |  96 |    8 | ring_offset         | create()                                                 |
+// | 104 |    8 | ring_bytes          | create()                                                 |
+// | 112 |   16 | reserved            | schema registry / dedup offsets (future)                |
+// | 128 |   64 | registry_mutex      | pthread_mutex_t, process-shared + robust                 |
+// | 192 |   64 | bus_name            | NUL-terminated                                           |
+// | 256 |  768 | reserved            |                                                          |
+struct SegmentHeader {
+  std::uint64_t magic;
+  std::uint32_t layout_version;
+  std::uint32_t ring_layout_version;
+  std::uint64_t segment_bytes;
+  std::atomic<std::uint32_t> ready;
+  std::uint32_t header_bytes;
+  std::uint64_t created_unix_ns;
+  std::uint32_t creator_pid;
+  std::uint32_t mode;
+  std::uint64_t creator_start_time;
+  std::uint32_t max_producers;
+  std::uint32_t max_consumers;
+  std::uint32_t max_types;
+  std::uint32_t reserved0;
+  std::uint64_t producers_offset;
+  std::uint64_t consumers_offset;
+  std::uint64_t types_offset;
+  std::uint64_t ring_offset;
+  std::uint64_t ring_bytes;
+  std::uint8_t reserved1[16];
+  union {
+    pthread_mutex_t registry_mutex;
+    std::uint8_t registry_mutex_bytes[64];
+  };
+  char bus_name[64];
+  std::uint8_t reserved2[768];
+};
+static_assert(std::is_standard_layout_v<SegmentHeader>);
+static_assert(sizeof(pthread_mutex_t) <= 64);
+static_assert(sizeof(SegmentHeader) == kSegmentHeaderBytes);
+static_assert(offsetof(SegmentHeader, layout_version) == 8);
+static_assert(offsetof(SegmentHeader, ring_layout_version) == 12);
+static_assert(offsetof(SegmentHeader, segment_bytes) == 16);
+static_assert(offsetof(SegmentHeader, ready) == 24);
+static_assert(offsetof(SegmentHeader, created_unix_ns) == 32);
+static_assert(offsetof(SegmentHeader, creator_pid) == 40);
+static_assert(offsetof(SegmentHeader, creator_start_time) == 48);
+static_assert(offsetof(SegmentHeader, max_producers) == 56);
+static_assert(offsetof(SegmentHeader, producers_offset) == 72);
+static_assert(offsetof(SegmentHeader, ring_offset) == 96);
+static_assert(offsetof(SegmentHeader, ring_bytes) == 104);
+static_assert(offsetof(SegmentHeader, registry_mutex) == 128);
+static_assert(offsetof(SegmentHeader, bus_name) == 192);
+
+enum class EntryState : std::uint32_t { kFree = 0, kActive = 1, kRetired = 2 };
+
+// ProducerEntry (256 B). Producer id = index + 1 (0 is "no producer" in the envelope).
+// | off | size | field              | writer / publication                                      |
+// |   0 |    4 | state (atomic)     | registry, under the mutex; release after the fields below |
+// |   4 |    4 | pid                | registry                                                  |
+// |   8 |    8 | start_time         | /proc/<pid>/stat starttime: pid + start time names a      |
+// |     |      |                    | process uniquely, so pid reuse is detected                |
+// |  16 |    8 | registered_unix_ns | registry                                                  |
+// |  24 |   64 | service            | NUL-terminated service name                               |
+// |  88 |  160 | domains            | NUL-terminated comma-separated owned domains              |
+// | 248 |    8 | reserved           |                                                           |
+struct ProducerEntry {
+  std::atomic<std::uint32_t> state;
+  std::uint32_t pid;
+  std::uint64_t start_time;
+  std::uint64_t registered_unix_ns;
+  char service[64];
+  char domains[160];
+  std::uint64_t reserved;
+};
+static_assert(sizeof(ProducerEntry) == 256);
+static_assert(offsetof(ProducerEntry, service) == 24);
+static_assert(offsetof(ProducerEntry, domains) == 88);
+
+// ConsumerEntry (256 B). Index i owns ring gate i and cursor lines [i][*].
+// | off | size | field                     | writer / publication                               |
+// |   0 |    4 | state (atomic)            | registry under the mutex; release after the fields |
+// |   4 |    4 | pid                       | attaching process                                  |
+// |   8 |    8 | start_time                | attaching process's /proc start time               |
+// |  16 |    8 | created_unix_ns           | registry                                           |
+// |  24 |    8 | last_seen_unix_ns (atomic)| the consumer, relaxed, at most every ~10 ms of poll |
+// |  32 |   64 | name                      | NUL-terminated                                     |
+// |  96 |  128 | filter                    | NUL-terminated pattern ("" = everything)           |
+// | 224 |   32 | reserved                  |                                                    |
+struct ConsumerEntry {
+  std::atomic<std::uint32_t> state;
+  std::uint32_t pid;
+  std::uint64_t start_time;
+  std::uint64_t created_unix_ns;
+  std::atomic<std::uint64_t> last_seen_unix_ns;
+  char name[64];
+  char filter[128];
+  std::uint8_t reserved[32];
+};
+static_assert(sizeof(ConsumerEntry) == 256);
+static_assert(offsetof(ConsumerEntry, last_seen_unix_ns) == 24);
+static_assert(offsetof(ConsumerEntry, name) == 32);
+static_assert(offsetof(ConsumerEntry, filter) == 96);
+
+// TypeEntry (192 B). Type id = index + 1.
+// | off | size | field              | writer / publication                                      |
+// |   0 |    4 | state (atomic)     | registry under the mutex; release after the fields        |
+// |   4 |    2 | schema_version     | latest registered version                                 |
+// |   6 |    1 | classification     | codec Classification                                      |
+// |   7 |    1 | reserved           |                                                           |
+// |   8 |    8 | registered_unix_ns |                                                           |
+// |  16 |  128 | name               | NUL-terminated event name                                 |
+// | 144 |   48 | reserved           | schema offset (future)                                    |
+struct TypeEntry {
+  std::atomic<std::uint32_t> state;
+  std::uint16_t schema_version;
+  std::uint8_t classification;
+  std::uint8_t reserved0;
+  std::uint64_t registered_unix_ns;
+  char name[128];
+  std::uint8_t reserved1[48];
+};
+static_assert(sizeof(TypeEntry) == 192);
+static_assert(offsetof(TypeEntry, name) == 16);
+
+static_assert(std::atomic<std::uint32_t>::is_always_lock_free &&
+              std::atomic<std::uint64_t>::is_always_lock_free);
+
+}  // namespace evring::shm

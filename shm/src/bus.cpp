@@ -1,0 +1,303 @@
+#include "evring/shm/bus.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <boost/interprocess/mapped_region.hpp>
+#include <boost/interprocess/shared_memory_object.hpp>
+#include <cerrno>
+#include <cstring>
+#include <thread>
+
+#include "evring/codec/names.h"
+#include "evring/shm/process.h"
+
+namespace bip = boost::interprocess;
+
+namespace evring {
+namespace {
+
+constexpr std::string_view kObjectPrefix = "evring.";
+constexpr std::size_t kMaxBusNameBytes = 48;
+
+std::size_t align_up(std::size_t v, std::size_t a) { return (v + a - 1) / a * a; }
+
+std::string object_name(std::string_view bus) { return std::string(kObjectPrefix) + std::string(bus); }
+
+void copy_cstr(char* dst, std::size_t cap, std::string_view src) {
+  std::size_t n = std::min(src.size(), cap - 1);
+  std::memcpy(dst, src.data(), n);
+  std::memset(dst + n, 0, cap - n);
+}
+
+struct Layout {
+  std::size_t producers, consumers, types, ring, ring_bytes, total;
+};
+
+Layout layout_of(const BusOptions& o) {
+  Layout l;
+  l.producers = shm::kSegmentHeaderBytes;
+  l.consumers = l.producers + std::size_t{o.max_producers} * sizeof(shm::ProducerEntry);
+  l.types = l.consumers + std::size_t{o.ring.max_consumers} * sizeof(shm::ConsumerEntry);
+  l.ring = align_up(l.types + std::size_t{o.max_types} * sizeof(shm::TypeEntry), 4096);
+  l.ring_bytes = core::ring_region_bytes(o.ring);
+  l.total = align_up(l.ring + l.ring_bytes, 4096);
+  return l;
+}
+
+Status status_from_boost(const bip::interprocess_exception& e, std::string_view bus,
+                         std::string_view what) {
+  int err = e.get_native_error();
+  std::string ctx = std::string(what) + " bus '" + std::string(bus) + "'";
+  if (err == 0) {
+    switch (e.get_error_code()) {
+      case bip::not_found_error: err = ENOENT; break;
+      case bip::already_exists_error: err = EEXIST; break;
+      case bip::security_error: err = EACCES; break;
+      default: err = EIO; break;
+    }
+  }
+  if (err == ENOENT) return Status(Code::kNotFound, "bus '" + std::string(bus) + "' does not exist", err);
+  if (err == EEXIST) return Status(Code::kAlreadyExists, "bus '" + std::string(bus) + "' already exists", err);
+  if (err == EACCES || err == EPERM)
+    return Status(Code::kPermissionDenied, "permission denied: " + ctx, err);
+  return Status::from_errno(err, ctx);
+}
+
+}  // namespace
+
+struct Bus::Mapping {
+  bip::shared_memory_object object;
+  bip::mapped_region region;
+};
+
+Status Bus::validate_name(std::string_view name) {
+  if (name.empty() || name.size() > kMaxBusNameBytes)
+    return Status::invalid_argument("bus name '" + std::string(name) + "' must be 1.." +
+                                    std::to_string(kMaxBusNameBytes) + " characters");
+  if (name[0] == '.' || name[0] == '-')
+    return Status::invalid_argument("bus name '" + std::string(name) +
+                                    "' must not start with '.' or '-'");
+  for (char c : name) {
+    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '_' || c == '-' || c == '.';
+    if (!ok)
+      return Status::invalid_argument("bus name '" + std::string(name) + "' contains '" +
+                                      std::string(1, c) + "' (allowed: A-Z a-z 0-9 _ - .)");
+  }
+  return Status::ok();
+}
+
+std::string Bus::object_path(std::string_view name) { return "/dev/shm/" + object_name(name); }
+
+Bus::~Bus() = default;
+
+Result<std::shared_ptr<Bus>> Bus::create(std::string_view name, const BusOptions& options) {
+  EVRING_RETURN_IF_ERROR(validate_name(name));
+  EVRING_RETURN_IF_ERROR(core::validate_config(options.ring));
+  if (options.max_producers == 0 || options.max_producers > 65535)
+    return Status::invalid_argument("max producers must be 1..65535");
+  if (options.max_types == 0 || options.max_types > 65535)
+    return Status::invalid_argument("max event types must be 1..65535");
+  if (options.mode & ~0777u)
+    return Status::invalid_argument("mode must be an octal permission like 0600 or 0660");
+  const Layout l = layout_of(options);
+  auto mapped = map(name, Access::kReadWrite, true, l.total, options.mode);
+  if (!mapped.ok()) return mapped.status();
+  std::shared_ptr<Bus> bus = std::move(mapped.value());
+  if (options.prefault) std::memset(bus->base_, 0, bus->size_);  // fault every page in now
+
+  shm::SegmentHeader& h = *bus->header_;
+  h.magic = shm::kSegmentMagic;
+  h.layout_version = shm::kSegmentLayoutVersion;
+  h.ring_layout_version = core::kRingLayoutVersion;
+  h.segment_bytes = l.total;
+  h.header_bytes = shm::kSegmentHeaderBytes;
+  h.created_unix_ns = unix_now_ns();
+  h.creator_pid = static_cast<std::uint32_t>(getpid());
+  h.mode = options.mode;
+  h.creator_start_time = shm::self_start_time();
+  h.max_producers = options.max_producers;
+  h.max_consumers = options.ring.max_consumers;
+  h.max_types = options.max_types;
+  h.producers_offset = l.producers;
+  h.consumers_offset = l.consumers;
+  h.types_offset = l.types;
+  h.ring_offset = l.ring;
+  h.ring_bytes = l.ring_bytes;
+  copy_cstr(h.bus_name, sizeof h.bus_name, name);
+
+  pthread_mutexattr_t attr;
+  pthread_mutexattr_init(&attr);
+  pthread_mutexattr_setpshared(&attr, PTHREAD_PROCESS_SHARED);
+  pthread_mutexattr_setrobust(&attr, PTHREAD_MUTEX_ROBUST);
+  int rc = pthread_mutex_init(&h.registry_mutex, &attr);
+  pthread_mutexattr_destroy(&attr);
+  if (rc != 0) {
+    bus.reset();
+    (void)remove(name);
+    return Status::from_errno(rc, "initialising the registry mutex of bus '" + std::string(name) + "'");
+  }
+  bus->ring_ = core::RingRegion::format(std::span(bus->base_ + l.ring, l.ring_bytes), options.ring);
+  // SYNC POINT: release publishes the whole initialised segment to open(), which acquires it.
+  h.ready.store(1, std::memory_order_release);
+  return bus;
+}
+
+Result<std::shared_ptr<Bus>> Bus::map(std::string_view name, Access access, bool creating,
+                                      std::size_t create_bytes, mode_t mode) {
+  std::shared_ptr<Bus> bus(new Bus());
+  bus->name_ = std::string(name);
+  bus->read_only_ = access == Access::kReadOnly;
+  bus->mapping_ = std::make_unique<Mapping>();
+  const std::string obj = object_name(name);
+  const bip::mode_t bmode = bus->read_only_ ? bip::read_only : bip::read_write;
+  try {
+    if (creating) {
+      bip::permissions perm;
+      perm.set_permissions(static_cast<unsigned>(mode));
+      bus->mapping_->object = bip::shared_memory_object(bip::create_only, obj.c_str(), bmode, perm);
+      try {
+        bus->mapping_->object.truncate(static_cast<bip::offset_t>(create_bytes));
+      } catch (...) {
+        bip::shared_memory_object::remove(obj.c_str());
+        throw;
+      }
+    } else {
+      bus->mapping_->object = bip::shared_memory_object(bip::open_only, obj.c_str(), bmode);
+    }
+    bip::offset_t size = 0;
+    bus->mapping_->object.get_size(size);
+    if (size == 0) {
+      return Status(Code::kUnavailable,
+                    "bus '" + std::string(name) + "' has size 0 (being created, or its creator died)");
+    }
+    bus->mapping_->region = bip::mapped_region(bus->mapping_->object, bmode);
+  } catch (const bip::interprocess_exception& e) {
+    if (creating && e.get_error_code() != bip::already_exists_error)
+      bip::shared_memory_object::remove(obj.c_str());
+    return status_from_boost(e, name, creating ? "creating" : "opening");
+  }
+  bus->base_ = static_cast<std::byte*>(bus->mapping_->region.get_address());
+  bus->size_ = bus->mapping_->region.get_size();
+  bus->header_ = reinterpret_cast<shm::SegmentHeader*>(bus->base_);
+  return bus;
+}
+
+Result<std::shared_ptr<Bus>> Bus::open(std::string_view name, Access access) {
+  EVRING_RETURN_IF_ERROR(validate_name(name));
+  auto mapped = map(name, access, false, 0, 0);
+  if (!mapped.ok()) return mapped.status();
+  std::shared_ptr<Bus> bus = std::move(mapped.value());
+  const std::string who = "bus '" + std::string(name) + "'";
+  if (bus->size_ < shm::kSegmentHeaderBytes)
+    return Status::corruption(who + " is " + std::to_string(bus->size_) +
+                              " bytes, smaller than a segment header");
+  const shm::SegmentHeader& h = *bus->header_;
+  if (h.magic != shm::kSegmentMagic)
+    return Status::layout_mismatch(who + " is not an evring segment (bad magic)");
+  if (h.layout_version != shm::kSegmentLayoutVersion ||
+      h.ring_layout_version != core::kRingLayoutVersion)
+    return Status::layout_mismatch(
+        who + " has segment layout " + std::to_string(h.layout_version) + "/ring layout " +
+        std::to_string(h.ring_layout_version) + "; this build reads " +
+        std::to_string(shm::kSegmentLayoutVersion) + "/" + std::to_string(core::kRingLayoutVersion));
+  // SYNC POINT: acquire pairs with create()'s release of ready.
+  for (int i = 0; h.ready.load(std::memory_order_acquire) != 1; ++i) {
+    if (i >= 1000) return Status::unavailable(who + " is not initialised (its creator may have died)");
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  if (h.segment_bytes != bus->size_)
+    return Status::corruption(who + " header says " + std::to_string(h.segment_bytes) +
+                              " bytes but the segment has " + std::to_string(bus->size_));
+  auto in_bounds = [&](std::uint64_t off, std::uint64_t count, std::size_t entry) {
+    return off >= shm::kSegmentHeaderBytes && count <= 65535 && off <= bus->size_ &&
+           count * entry <= bus->size_ - off;
+  };
+  if (!in_bounds(h.producers_offset, h.max_producers, sizeof(shm::ProducerEntry)) ||
+      !in_bounds(h.consumers_offset, h.max_consumers, sizeof(shm::ConsumerEntry)) ||
+      !in_bounds(h.types_offset, h.max_types, sizeof(shm::TypeEntry)) ||
+      !in_bounds(h.ring_offset, 1, h.ring_bytes) || h.ring_offset % 64 != 0)
+    return Status::corruption(who + " has registry or ring offsets outside the segment");
+  auto ring = core::RingRegion::attach(std::span(bus->base_ + h.ring_offset, h.ring_bytes));
+  if (!ring.ok()) return Status::corruption(who + ": " + ring.status().message());
+  if (ring->config().max_consumers != h.max_consumers)
+    return Status::corruption(who + " consumer registry and ring disagree on max consumers");
+  bus->ring_ = ring.value();
+  return bus;
+}
+
+Status Bus::remove(std::string_view name) {
+  EVRING_RETURN_IF_ERROR(validate_name(name));
+  std::string obj = "/";
+  obj += object_name(name);
+  if (::shm_unlink(obj.c_str()) != 0) {
+    int err = errno;
+    if (err == ENOENT) return Status(Code::kNotFound, "bus '" + std::string(name) + "' does not exist", err);
+    if (err == EACCES || err == EPERM)
+      return Status(Code::kPermissionDenied, "permission denied: removing bus '" + std::string(name) + "'", err);
+    return Status::from_errno(err, "removing bus '" + std::string(name) + "'");
+  }
+  return Status::ok();
+}
+
+std::vector<BusSummary> Bus::list() {
+  std::vector<BusSummary> out;
+  DIR* dir = ::opendir("/dev/shm");
+  if (!dir) return out;
+  while (dirent* e = ::readdir(dir)) {
+    std::string_view file = e->d_name;
+    if (file.substr(0, kObjectPrefix.size()) != kObjectPrefix) continue;
+    BusSummary s;
+    s.name = std::string(file.substr(kObjectPrefix.size()));
+    s.path = "/dev/shm/" + std::string(file);
+    struct stat st {};
+    if (::stat(s.path.c_str(), &st) == 0) s.bytes = static_cast<std::uint64_t>(st.st_size);
+    auto bus = open(s.name, Access::kReadOnly);
+    if (!bus.ok()) {
+      s.status = bus.status();
+    } else {
+      const auto& h = (*bus)->header();
+      s.ring = (*bus)->ring().config();
+      s.creator_pid = static_cast<pid_t>(h.creator_pid);
+      s.creator_alive = shm::process_alive(s.creator_pid, h.creator_start_time);
+      for (const auto& p : (*bus)->producers()) s.live_members += p.alive;
+      for (const auto& c : (*bus)->consumers()) s.live_members += c.alive && c.attached;
+    }
+    out.push_back(std::move(s));
+  }
+  ::closedir(dir);
+  std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.name < b.name; });
+  return out;
+}
+
+Status Bus::lock_registry() const {
+  if (read_only_) return Status::permission_denied("bus '" + name_ + "' is open read-only");
+  int rc = pthread_mutex_lock(&header_->registry_mutex);
+  if (rc == EOWNERDEAD) {
+    // The previous owner died inside a registry update. Entries are published by their state
+    // word last, so a half-written entry is still free: the registry is consistent.
+    pthread_mutex_consistent(&header_->registry_mutex);
+    rc = 0;
+  }
+  if (rc != 0) return Status::from_errno(rc, "locking the registry of bus '" + name_ + "'");
+  return Status::ok();
+}
+
+void Bus::unlock_registry() const { pthread_mutex_unlock(&header_->registry_mutex); }
+
+shm::ProducerEntry& Bus::producer_entry(std::uint32_t i) const {
+  return reinterpret_cast<shm::ProducerEntry*>(base_ + header_->producers_offset)[i];
+}
+shm::ConsumerEntry& Bus::consumer_entry(std::uint32_t i) const {
+  return reinterpret_cast<shm::ConsumerEntry*>(base_ + header_->consumers_offset)[i];
+}
+shm::TypeEntry& Bus::type_entry(std::uint32_t i) const {
+  return reinterpret_cast<shm::TypeEntry*>(base_ + header_->types_offset)[i];
+}
+
+}  // namespace evring
