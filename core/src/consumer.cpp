@@ -10,6 +10,7 @@ RingConsumer::RingConsumer(RingRegion region, std::uint32_t index, Start start, 
     : region_(region),
       index_(index),
       auto_commit_(auto_commit),
+      stuck_(region.config().partitions),
       read_(region.config().partitions, 0),
       stats_(region.config().partitions, LocalStats{}),
       scratch_(new std::byte[region.config().slot_bytes]) {
@@ -65,7 +66,8 @@ bool RingConsumer::ready(std::uint32_t p) const {
   if (s > c) return true;  // lapped: poll reports the gap
   if (s < c) return false;
   SlotState st = word_state(w);
-  return st == SlotState::kPublished || st == SlotState::kAbandoned;
+  return st == SlotState::kPublished || st == SlotState::kAbandoned ||
+         st == SlotState::kDuplicate;
 }
 
 bool RingConsumer::any_ready() const {
@@ -83,7 +85,10 @@ RingConsumer::Step RingConsumer::read_one(std::uint32_t p, EnvelopeView* view,
   // length, writer and envelope written before it are visible below.
   const std::uint64_t w = slot.word.load(std::memory_order_acquire);
   const std::uint64_t s = word_sequence(w);
-  if (s < c) return Step::kEmpty;  // not claimed or not yet begun
+  if (s < c) {  // not claimed, or claimed and not yet begun
+    if (alive_) check_stuck(p, w);
+    return Step::kEmpty;
+  }
   if (s > c) {
     // Lapped: sequences up to s - capacity were overwritten. Jump to the oldest sequence that
     // can still be in the ring; if that is overwritten too, the next read reports more.
@@ -96,14 +101,17 @@ RingConsumer::Step RingConsumer::read_one(std::uint32_t p, EnvelopeView* view,
     return Step::kSkipped;
   }
   switch (word_state(w)) {
-    case SlotState::kEmpty:
-    case SlotState::kWriting: return Step::kEmpty;
+    case SlotState::kPublished: break;
     case SlotState::kAbandoned:
       ++stats_[p].abandoned;
+      [[fallthrough]];
+    case SlotState::kDuplicate:  // counted once, by the producer (partition deduplicated)
       ++result->skipped;
       read_[p] = c + 1;
       return Step::kSkipped;
-    case SlotState::kPublished: break;
+    default:  // empty, writing, pending, or an undefined state from a scribbled word
+      if (alive_) check_stuck(p, w);
+      return Step::kEmpty;
   }
   // Untrusted length: another process wrote it.
   std::uint32_t len = slot.envelope_bytes;
@@ -127,6 +135,33 @@ RingConsumer::Step RingConsumer::read_one(std::uint32_t p, EnvelopeView* view,
   return Step::kDelivered;
 }
 
+void RingConsumer::check_stuck(std::uint32_t p, std::uint64_t observed_word) {
+  const std::uint64_t c = read_[p];
+  // Acquire pairs with the claim CAS (release): a head past c comes with the claimer's intent.
+  if (region_.partition(p).head.load(std::memory_order_acquire) <= c) return;  // just idle
+  const std::uint64_t now = monotonic_ns();
+  Stuck& st = stuck_[p];
+  if (st.seq != c) {
+    st = {c, now, now};
+    return;
+  }
+  if (now - st.checked_ns < kStuckCheckNs) return;
+  st.checked_ns = now;
+  (void)region_.resolve_stuck(p, c, observed_word, now - st.since_ns, alive_);
+  // Abandoned or not, the next read looks at the word again.
+}
+
+bool RingConsumer::poke_stuck() {
+  bool stuck = false;
+  for (std::uint32_t p = 0; p < region_.config().partitions; ++p) {
+    if (region_.partition(p).head.load(std::memory_order_acquire) <= read_[p] || ready(p))
+      continue;
+    stuck = true;
+    check_stuck(p, region_.slot(p, read_[p]).word.load(std::memory_order_acquire));
+  }
+  return stuck;
+}
+
 bool RingConsumer::wait(WaitStrategy strategy, std::uint64_t timeout_ns) {
   const std::uint64_t deadline = monotonic_ns() + timeout_ns;
   std::uint32_t spins = 0;
@@ -144,11 +179,15 @@ bool RingConsumer::wait(WaitStrategy strategy, std::uint64_t timeout_ns) {
   while (true) {
     std::uint64_t now = monotonic_ns();
     if (now >= deadline) return any_ready();
+    // A claimed but unfinished slot may belong to a dead producer: nobody would wake us for
+    // it, so sleep in short steps and check it (check_stuck) between them.
+    std::uint64_t nap = deadline - now;
+    if (alive_ && poke_stuck()) nap = std::min<std::uint64_t>(nap, kStuckCheckNs);
     // Dekker with the producer (see RingProducer::try_publish): announce, then look.
     h.sleepers.fetch_add(1, std::memory_order_seq_cst);
     std::uint32_t snapshot = h.wake_word.load(std::memory_order_seq_cst);
     bool ready_now = any_ready();
-    if (!ready_now) futex_wait(&h.wake_word, snapshot, deadline - now);
+    if (!ready_now) futex_wait(&h.wake_word, snapshot, nap);
     h.sleepers.fetch_sub(1, std::memory_order_relaxed);  // a stale count costs a spurious wake only
     if (ready_now || any_ready()) return true;
   }

@@ -15,13 +15,14 @@ namespace {
 constexpr std::size_t align_up(std::size_t v, std::size_t a) { return (v + a - 1) / a * a; }
 
 struct Offsets {
-  std::size_t gates, cursors, partitions, stride, total;
+  std::size_t gates, lanes, cursors, partitions, stride, total;
 };
 
 Offsets offsets_of(const RingConfig& c) {
   Offsets o;
   o.gates = sizeof(RingHeader);
-  o.cursors = o.gates + std::size_t{c.max_consumers} * sizeof(ConsumerGate);
+  o.lanes = o.gates + std::size_t{c.max_consumers} * sizeof(ConsumerGate);
+  o.cursors = o.lanes + std::size_t{c.producer_lanes} * sizeof(ProducerLane);
   o.partitions = o.cursors + std::size_t{c.max_consumers} * c.partitions * sizeof(CursorLine);
   o.stride = sizeof(PartitionHeader) + std::size_t{c.slots_per_partition} * c.slot_bytes;
   o.total = o.partitions + o.stride * c.partitions;
@@ -46,6 +47,10 @@ Status validate_config(const RingConfig& c) {
   if (c.max_consumers == 0 || c.max_consumers > kMaxConsumers)
     return Status::invalid_argument("max consumers must be 1.." + std::to_string(kMaxConsumers) +
                                     ", got " + std::to_string(c.max_consumers));
+  if (c.producer_lanes == 0 || c.producer_lanes > kMaxProducerLanes)
+    return Status::invalid_argument("producer lanes must be 1.." +
+                                    std::to_string(kMaxProducerLanes) + ", got " +
+                                    std::to_string(c.producer_lanes));
   if (c.overflow != Overflow::kReject && c.overflow != Overflow::kOverwrite)
     return Status::invalid_argument("unknown overflow policy");
   std::size_t total = offsets_of(c).total;
@@ -64,6 +69,7 @@ RingRegion RingRegion::format(std::span<std::byte> mem, const RingConfig& config
   h.slot_bytes = config.slot_bytes;
   h.max_consumers = config.max_consumers;
   h.overflow = static_cast<std::uint32_t>(config.overflow);
+  h.producer_lanes = config.producer_lanes;
   // Zero-filled memory already is: every atomic 0, every slot word (0, EMPTY), every head 0.
   // The caller publishes the region (segment ready flag, release) after this returns.
   auto region = attach(mem);
@@ -81,6 +87,7 @@ Result<RingRegion> RingRegion::attach(std::span<std::byte> mem) {
   c.slot_bytes = h.slot_bytes;
   c.max_consumers = h.max_consumers;
   c.overflow = static_cast<Overflow>(h.overflow);
+  c.producer_lanes = h.producer_lanes;
   if (Status s = validate_config(c); !s.is_ok())
     return Status::corruption("ring header is invalid: " + s.message());
   Offsets o = offsets_of(c);
@@ -93,6 +100,7 @@ Result<RingRegion> RingRegion::attach(std::span<std::byte> mem) {
   r.config_ = c;
   r.mask_ = c.slots_per_partition - 1;
   r.gates_offset_ = o.gates;
+  r.lanes_offset_ = o.lanes;
   r.cursors_offset_ = o.cursors;
   r.partitions_offset_ = o.partitions;
   r.partition_stride_ = o.stride;
@@ -139,6 +147,82 @@ void RingRegion::detach_consumer(std::uint32_t index) const {
                           std::memory_order_release);
 }
 
+bool RingRegion::lane_resolved(const ProducerLane& lane) const {
+  std::uint32_t count = lane.count.load(std::memory_order_acquire);
+  if (count == 0) return true;
+  std::uint32_t p = lane.partition.load(std::memory_order_relaxed);
+  if (p >= config_.partitions) return true;  // garbage intent: covers nothing
+  std::uint64_t first = lane.first.load(std::memory_order_relaxed);
+  std::uint64_t head = partition(p).head.load(std::memory_order_acquire);
+  for (std::uint64_t s = first; s < first + count && s < head; ++s) {
+    std::uint64_t w = slot(p, s).word.load(std::memory_order_acquire);
+    if (word_sequence(w) > s) continue;  // lapped
+    SlotState st = word_state(w);
+    if (word_sequence(w) == s && (st == SlotState::kPublished || st == SlotState::kAbandoned ||
+                                  st == SlotState::kDuplicate))
+      continue;
+    return false;
+  }
+  return true;
+}
+
+Result<std::uint32_t> RingRegion::acquire_lane(std::uint32_t pid, std::uint64_t start_time,
+                                               std::uint16_t producer_id, OwnerAlive alive) const {
+  for (int pass = 0; pass < 2; ++pass) {
+    for (std::uint32_t i = 0; i < config_.producer_lanes; ++i) {
+      ProducerLane& l = lane(i);
+      std::uint32_t st = l.state.load(std::memory_order_acquire);
+      if (pass == 0 && st != 0) continue;
+      // Second pass: take over lanes of dead processes whose claims are all finished.
+      if (pass == 1 && (st == 0 || alive(l.owner_pid, l.owner_start) || !lane_resolved(l)))
+        continue;
+      // The CAS makes the lane ours; a racing taker of the same lane fails and moves on.
+      if (!l.state.compare_exchange_strong(st, 2, std::memory_order_acq_rel)) continue;
+      l.owner_pid = pid;
+      l.owner_start = start_time;
+      l.producer_id = producer_id;
+      l.count.store(0, std::memory_order_relaxed);
+      // SYNC POINT: release publishes the owner fields to consumers checking liveness.
+      l.state.store(1, std::memory_order_release);
+      return i;
+    }
+  }
+  return Status::resource_exhausted("all " + std::to_string(config_.producer_lanes) +
+                                    " producer lanes are in use (one per publishing thread)");
+}
+
+void RingRegion::release_lane(std::uint32_t index) const {
+  // Release: our last intent (count 0) is visible before the lane can be handed out again.
+  lane(index).state.store(0, std::memory_order_release);
+}
+
+RingRegion::StuckVerdict RingRegion::resolve_stuck(std::uint32_t p, std::uint64_t seq,
+                                                   std::uint64_t observed, std::uint64_t stuck_ns,
+                                                   OwnerAlive alive) const {
+  bool covered = false;
+  for (std::uint32_t i = 0; i < config_.producer_lanes; ++i) {
+    const ProducerLane& l = lane(i);
+    if (l.state.load(std::memory_order_acquire) == 0) continue;
+    // Acquire pairs with the owner's release in end_claim(); the intent fields were published
+    // to us by the claim CAS (release) that moved head past seq, which we acquired.
+    std::uint32_t count = l.count.load(std::memory_order_acquire);
+    if (count == 0 || l.partition.load(std::memory_order_relaxed) != p) continue;
+    std::uint64_t first = l.first.load(std::memory_order_relaxed);
+    if (seq < first || seq - first >= count) continue;
+    covered = true;
+    if (alive(l.owner_pid, l.owner_start)) return StuckVerdict::kWait;
+  }
+  if (!covered && stuck_ns < kOrphanSlotNs) return StuckVerdict::kWait;
+  // Every claimer that could own the slot is dead (or the word is garbage nobody will finish).
+  // CAS from the word we saw: if the writer finished meanwhile, we lose and deliver its event.
+  SlotHeader& s = slot(p, seq);
+  if (!s.word.compare_exchange_strong(observed, slot_word(seq, SlotState::kAbandoned),
+                                      std::memory_order_acq_rel, std::memory_order_acquire))
+    return StuckVerdict::kWait;
+  partition(p).abandoned.fetch_add(1, std::memory_order_relaxed);  // statistic
+  return StuckVerdict::kAbandoned;
+}
+
 std::string_view describe(PublishResult r) {
   switch (r) {
     case PublishResult::kOk: return "published";
@@ -147,15 +231,20 @@ std::string_view describe(PublishResult r) {
     case PublishResult::kUnknownType: return "event type not registered on this bus";
     case PublishResult::kDomainNotOwned: return "event type of a domain the producer does not own";
     case PublishResult::kDuplicate: return "duplicate idempotency key: dropped";
+    case PublishResult::kRevoked:
+      return "the claimed slot was abandoned before it was written (producer presumed dead)";
   }
   return "invalid result";
 }
 
 // ------------------------------------------------------------------------------ RingProducer
 
-RingProducer::RingProducer(RingRegion region, std::uint16_t producer_id, const TypePolicy* policy)
+RingProducer::RingProducer(RingRegion region, std::uint16_t producer_id, std::uint32_t lane,
+                           const TypePolicy* policy)
     : region_(region),
       producer_id_(producer_id),
+      lane_index_(lane),
+      lane_(&region.lane(lane)),
       policy_(policy),
       gate_cache_(region.config().partitions, 0),
       discard_(new std::byte[region.config().slot_bytes]) {}
@@ -171,37 +260,42 @@ PublishResult RingProducer::check(const PublishRequest& r, std::size_t body_byte
 PublishResult RingProducer::claim(std::uint32_t p, std::uint64_t wanted, std::uint64_t* first,
                                   std::uint64_t* got) {
   PartitionHeader& part = region_.partition(p);
-  if (region_.config().overflow == Overflow::kOverwrite) {
-    // Relaxed: head orders claims among producers only; slot contents are published by the
-    // slot word, and overwrite mode does not look at consumers.
-    *first = part.head.fetch_add(wanted, std::memory_order_relaxed);
-    *got = wanted;
-    return PublishResult::kOk;
-  }
+  const bool reject = region_.config().overflow == Overflow::kReject;
   const std::uint64_t capacity = region_.capacity();
-  // A consumer attached since our cache was computed may sit below it: drop the caches.
-  std::uint64_t epoch = region_.header().gate_epoch.load(std::memory_order_acquire);
-  if (epoch != gate_epoch_seen_) {
-    gate_epoch_seen_ = epoch;
-    std::fill(gate_cache_.begin(), gate_cache_.end(), 0);
+  if (reject) {
+    // A consumer attached since our cache was computed may sit below it: drop the caches.
+    std::uint64_t epoch = region_.header().gate_epoch.load(std::memory_order_acquire);
+    if (epoch != gate_epoch_seen_) {
+      gate_epoch_seen_ = epoch;
+      std::fill(gate_cache_.begin(), gate_cache_.end(), 0);
+    }
   }
+  // Relaxed: the owner alone writes its lane; the CAS below (release) publishes the intent.
+  lane_->partition.store(p, std::memory_order_relaxed);
+  lane_->count.store(static_cast<std::uint32_t>(wanted), std::memory_order_relaxed);
   std::uint64_t head = part.head.load(std::memory_order_relaxed);
   while (true) {
-    std::uint64_t limit = gate_cache_[p] + capacity;  // first sequence we may not claim
-    if (head + wanted > limit) {
-      std::uint64_t lowest = region_.min_attached_cursor(p);
-      // No attached consumer: nobody to protect; the ring only needs to stay a ring.
-      gate_cache_[p] = lowest == std::numeric_limits<std::uint64_t>::max() ? head : lowest;
-      limit = gate_cache_[p] + capacity;
-      if (head >= limit) {
-        part.rejected.fetch_add(1, std::memory_order_relaxed);  // statistic only
-        return PublishResult::kFull;
+    std::uint64_t n = wanted;
+    if (reject) {
+      std::uint64_t limit = gate_cache_[p] + capacity;  // first sequence we may not claim
+      if (head + wanted > limit) {
+        std::uint64_t lowest = region_.min_attached_cursor(p);
+        // No attached consumer: nobody to protect; the ring only needs to stay a ring.
+        gate_cache_[p] = lowest == std::numeric_limits<std::uint64_t>::max() ? head : lowest;
+        limit = gate_cache_[p] + capacity;
+        if (head >= limit) {
+          end_claim();
+          part.rejected.fetch_add(1, std::memory_order_relaxed);  // statistic only
+          return PublishResult::kFull;
+        }
       }
+      n = std::min(wanted, limit - head);
     }
-    std::uint64_t n = std::min(wanted, limit - head);
-    // Relaxed CAS: the acquire that makes slot reuse safe was the cursor load above; head
-    // itself publishes nothing.
-    if (part.head.compare_exchange_weak(head, head + n, std::memory_order_relaxed,
+    lane_->first.store(head, std::memory_order_relaxed);
+    // SYNC POINT (release): a consumer that acquires head past `head` sees the intent above.
+    // The acquire that makes slot reuse safe in reject mode was the cursor load in
+    // min_attached_cursor(); overwrite mode does not look at consumers.
+    if (part.head.compare_exchange_weak(head, head + n, std::memory_order_release,
                                         std::memory_order_relaxed)) {
       *first = head;
       *got = n;
@@ -210,13 +304,22 @@ PublishResult RingProducer::claim(std::uint32_t p, std::uint64_t wanted, std::ui
   }
 }
 
+void RingProducer::end_claim() {
+  // SYNC POINT: release pairs with resolve_stuck()/lane_resolved() acquiring count: once idle is
+  // seen, our slots' final words are visible too.
+  lane_->count.store(0, std::memory_order_release);
+}
+
 SlotHeader* RingProducer::begin_write(std::uint32_t p, std::uint64_t seq) {
   SlotHeader& slot = region_.slot(p, seq);
   const std::uint64_t writing = slot_word(seq, SlotState::kWriting);
   if (region_.config().overflow == Overflow::kReject) {
     // The gate guarantees every attached consumer is past seq - capacity and that sequence was
-    // published or abandoned: nobody else writes this slot now.
-    slot.word.store(writing, std::memory_order_relaxed);
+    // finished: nobody else writes this slot now. A CAS all the same, so that a slot a consumer
+    // abandoned (it judged us dead) is never resurrected.
+    std::uint64_t w = slot.word.load(std::memory_order_relaxed);
+    if (word_sequence(w) >= seq && w != 0) return nullptr;
+    if (!slot.word.compare_exchange_strong(w, writing, std::memory_order_relaxed)) return nullptr;
   } else {
     // Overwrite: a producer stalled a whole lap behind may still be writing the previous
     // sequence of this slot. Wait for it (it is live, or will be marked abandoned); never write
@@ -224,7 +327,7 @@ SlotHeader* RingProducer::begin_write(std::uint32_t p, std::uint64_t seq) {
     std::uint64_t w = slot.word.load(std::memory_order_acquire);
     for (std::uint32_t spins = 0;; ++spins) {
       if (word_sequence(w) >= seq && w != 0) return nullptr;
-      if (word_state(w) != SlotState::kWriting) {
+      if (word_state(w) != SlotState::kWriting && word_state(w) != SlotState::kPending) {
         if (slot.word.compare_exchange_weak(w, writing, std::memory_order_acquire,
                                             std::memory_order_acquire))
           break;
@@ -287,16 +390,20 @@ PublishResult RingProducer::try_publish(const PublishRequest& r, PublishReceipt*
   std::uint64_t seq, got;
   if (PublishResult c = claim(p, 1, &seq, &got); c != PublishResult::kOk) return c;
   std::uint64_t now = unix_now_ns();
+  PublishResult result = PublishResult::kOk;
   if (SlotHeader* slot = begin_write(p, seq)) {
     write_event(slot, seq, r, p, now, receipt);
     finish_publish(slot, seq);
+  } else if (region_.config().overflow == Overflow::kReject) {
+    result = PublishResult::kRevoked;
   }
+  end_claim();
   // Dekker with RingConsumer::wait: our PUBLISHED store, then their sleepers count; they
   // increment sleepers, then look at our slot. seq_cst fence on our side, seq_cst RMW on theirs,
   // so at least one of us sees the other.
   std::atomic_thread_fence(std::memory_order_seq_cst);
   if (region_.header().sleepers.load(std::memory_order_relaxed) != 0) region_.wake_sleepers();
-  return PublishResult::kOk;
+  return result;
 }
 
 PublishResult RingProducer::try_publish_batch(std::span<const PublishRequest> requests,
@@ -324,6 +431,7 @@ PublishResult RingProducer::try_publish_batch(std::span<const PublishRequest> re
         finish_publish(slot, first + k);
       }
     }
+    end_claim();
     i += got;
     *published = i;
   }
@@ -342,6 +450,10 @@ PublishResult RingProducer::try_claim(const PublishRequest& r, std::size_t paylo
   std::uint64_t seq, got;
   if (PublishResult c = claim(p, 1, &seq, &got); c != PublishResult::kOk) return c;
   SlotHeader* slot = begin_write(p, seq);
+  if (!slot && region_.config().overflow == Overflow::kReject) {
+    end_claim();
+    return PublishResult::kRevoked;
+  }
   *out = Claim{};
   out->partition = p;
   out->sequence = seq;
@@ -367,8 +479,11 @@ void RingProducer::commit(Claim& claim) {
   if (claim.slot) {
     seal_envelope(std::span(RingRegion::envelope_of(*claim.slot), claim.envelope_bytes));
     finish_publish(claim.slot, claim.sequence);
+    end_claim();
     std::atomic_thread_fence(std::memory_order_seq_cst);  // see try_publish
     if (region_.header().sleepers.load(std::memory_order_relaxed) != 0) region_.wake_sleepers();
+  } else {
+    end_claim();  // overwrite mode, lapped before writing: nothing to publish
   }
   claim = Claim{};
 }
@@ -378,6 +493,7 @@ void RingProducer::abort(Claim& claim) {
     // Release: consumers that acquire ABANDONED skip the slot without reading it.
     claim.slot->word.store(slot_word(claim.sequence, SlotState::kAbandoned),
                            std::memory_order_release);
+    end_claim();
     region_.partition(claim.partition).abandoned.fetch_add(1, std::memory_order_relaxed);
     std::atomic_thread_fence(std::memory_order_seq_cst);
     if (region_.header().sleepers.load(std::memory_order_relaxed) != 0) region_.wake_sleepers();

@@ -9,30 +9,47 @@
 
 namespace evring::shm {
 
-std::uint64_t process_start_time(pid_t pid) {
-  if (pid <= 0) return 0;
+namespace {
+
+// Start time and state letter of a process; start 0 when it does not exist.
+struct ProcStat {
+  std::uint64_t start_time = 0;
+  char state = '?';
+};
+
+ProcStat read_proc_stat(pid_t pid) {
+  ProcStat out;
+  if (pid <= 0) return out;
   char path[64];
   std::snprintf(path, sizeof path, "/proc/%d/stat", static_cast<int>(pid));
   int fd = ::open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return 0;
+  if (fd < 0) return out;
   char buf[1024];
   ssize_t n = ::read(fd, buf, sizeof buf - 1);
   ::close(fd);
-  if (n <= 0) return 0;
+  if (n <= 0) return out;
   buf[n] = '\0';
   // The command name (field 2) is in parentheses and may contain spaces or ')': skip to the
   // last ')'. Field 3 (state) follows; starttime is field 22.
   char* p = std::strrchr(buf, ')');
-  if (!p) return 0;
+  if (!p || p[1] != ' ') return out;
+  out.state = p[2];
   int field = 2;
   for (++p; *p && field < 22; ++p)
     if (*p == ' ') ++field;
-  return std::strtoull(p, nullptr, 10);
+  out.start_time = std::strtoull(p, nullptr, 10);
+  return out;
 }
 
+}  // namespace
+
+std::uint64_t process_start_time(pid_t pid) { return read_proc_stat(pid).start_time; }
+
 bool process_alive(pid_t pid, std::uint64_t start_time) {
-  std::uint64_t now = process_start_time(pid);
-  return now != 0 && now == start_time;
+  ProcStat st = read_proc_stat(pid);
+  // A zombie (Z) or dying (X) process will never finish a write: dead. Stopped (T, t),
+  // sleeping or running processes are alive.
+  return st.start_time != 0 && st.start_time == start_time && st.state != 'Z' && st.state != 'X';
 }
 
 std::uint64_t self_start_time() {

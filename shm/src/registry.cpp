@@ -7,6 +7,7 @@
 
 #include "evring/codec/names.h"
 #include "evring/shm/bus.h"
+#include "evring/core/wait.h"
 #include "evring/shm/process.h"
 
 namespace evring {
@@ -53,6 +54,10 @@ class RegistryLock {
   Status status_;
   std::function<void()> unlock_;
 };
+
+bool owner_alive(std::uint32_t pid, std::uint64_t start_time) {
+  return shm::process_alive(static_cast<pid_t>(pid), start_time);
+}
 
 }  // namespace
 
@@ -170,10 +175,12 @@ Result<std::unique_ptr<Producer>> Bus::producer(std::string_view service,
   e.registered_unix_ns = unix_now_ns();
   copy_cstr(e.service, sizeof e.service, service);
   copy_cstr(e.domains, sizeof e.domains, join(domains));
+  const auto id = static_cast<std::uint16_t>(index + 1);
+  auto lane = ring_.acquire_lane(static_cast<std::uint32_t>(me), my_start, id, &owner_alive);
+  if (!lane.ok()) return lane.status();
   // SYNC POINT: release publishes the entry to lock-free readers (producer_info, stat).
   e.state.store(kActive, std::memory_order_release);
-  return std::unique_ptr<Producer>(new Producer(shared_from_this(),
-                                                static_cast<std::uint16_t>(index + 1),
+  return std::unique_ptr<Producer>(new Producer(shared_from_this(), id, lane.value(),
                                                 std::string(service), std::move(domains)));
 }
 
@@ -196,17 +203,28 @@ std::vector<ProducerInfo> Bus::producers() const {
   return out;
 }
 
-Producer::Producer(std::shared_ptr<Bus> bus, std::uint16_t id, std::string service,
-                   std::vector<std::string> domains)
+Producer::Producer(std::shared_ptr<Bus> bus, std::uint16_t id, std::uint32_t lane,
+                   std::string service, std::vector<std::string> domains)
     : bus_(std::move(bus)),
       service_(std::move(service)),
       domains_(std::move(domains)),
       policy_(std::make_unique<core::TypePolicy>()),
       type_class_(65536, 0),
       type_version_(65536, 1),
-      ring_(bus_->ring(), id, policy_.get()) {}
+      ring_(bus_->ring(), id, lane, policy_.get()) {}
 
-Producer::~Producer() = default;
+Producer::~Producer() { bus_->ring().release_lane(ring_.lane()); }
+
+core::PublishResult Producer::retry_after_sweep(const core::PublishRequest& request,
+                                                core::PublishReceipt* receipt) {
+  // Full in reject mode: a dead consumer may be holding the ring. Sweep at most every 10 ms
+  // (it reads /proc), and retry once if it detached anyone.
+  std::uint64_t now = core::monotonic_ns();
+  if (now - last_sweep_ns_ < 10'000'000) return core::PublishResult::kFull;
+  last_sweep_ns_ = now;
+  if (bus_->sweep_dead_consumers() == 0) return core::PublishResult::kFull;
+  return ring_.try_publish(request, receipt);
+}
 
 Result<std::uint16_t> Producer::resolve(std::string_view event_name, std::uint16_t schema_version,
                                         Classification classification) {
@@ -347,6 +365,7 @@ Consumer::Consumer(std::shared_ptr<Bus> bus, std::uint32_t index, std::string na
       name_(std::move(name)),
       filter_pattern_(std::move(filter)),
       ring_(bus_->ring(), index, options.start, options.auto_commit) {
+  ring_.set_liveness(&owner_alive);
   if (!filter_pattern_.empty()) {
     filter_ = std::make_unique<core::TypeFilter>([this](std::uint16_t id) {
       auto info = bus_->type_info(id);

@@ -32,13 +32,23 @@ struct RingConfig {
   std::uint32_t slots_per_partition = 4096;  // power of two
   std::uint32_t slot_bytes = 512;            // multiple of 64, 256 .. 1 MiB, slot header included
   std::uint32_t max_consumers = 32;
+  std::uint32_t producer_lanes = 64;  // producer threads that may publish at once
   Overflow overflow = Overflow::kReject;
 };
+
+// Tells whether the process (pid, start time) still exists. Supplied by the shm layer; core
+// never inspects processes itself. A stopped or descheduled process must count as alive.
+using OwnerAlive = bool (*)(std::uint32_t pid, std::uint64_t start_time);
 
 // invalid_argument naming the field that is out of range.
 Status validate_config(const RingConfig& config);
 std::size_t ring_region_bytes(const RingConfig& config);
 // The largest entity key + payload an event may carry in a slot of this size.
+// A consumer stuck behind an unfinished slot checks the claimers' liveness this often.
+inline constexpr std::uint64_t kStuckCheckNs = 1'000'000;
+// A claimed slot that no lane covers (a scribbled word) is abandoned after this long.
+inline constexpr std::uint64_t kOrphanSlotNs = 200'000'000;
+
 inline constexpr std::size_t max_body_bytes(std::uint32_t slot_bytes) {
   return slot_bytes - kSlotHeaderBytes - kEnvelopeHeaderBytes;
 }
@@ -62,6 +72,9 @@ class RingRegion {
   RingHeader& header() const { return *reinterpret_cast<RingHeader*>(base_); }
   ConsumerGate& gate(std::uint32_t consumer) const {
     return reinterpret_cast<ConsumerGate*>(base_ + gates_offset_)[consumer];
+  }
+  ProducerLane& lane(std::uint32_t index) const {
+    return reinterpret_cast<ProducerLane*>(base_ + lanes_offset_)[index];
   }
   CursorLine& cursor(std::uint32_t consumer, std::uint32_t partition) const {
     return reinterpret_cast<CursorLine*>(
@@ -87,6 +100,20 @@ class RingRegion {
   // Marks consumer `index` attached at the given cursors (one per partition) / detached.
   void attach_consumer(std::uint32_t index, std::span<const std::uint64_t> cursors) const;
   void detach_consumer(std::uint32_t index) const;
+
+  // Hands out a producer lane to (pid, start): a free one, or one whose owner is dead and whose
+  // claims are all resolved. resource_exhausted when none is left.
+  Result<std::uint32_t> acquire_lane(std::uint32_t pid, std::uint64_t start_time,
+                                     std::uint16_t producer_id, OwnerAlive alive) const;
+  void release_lane(std::uint32_t index) const;
+
+  enum class StuckVerdict : std::uint8_t { kWait, kAbandoned };
+  // Slot `seq` of partition p has been claimed (head > seq) but not finished for a while, and
+  // its word was `observed`. Abandons it (counted in the partition) when every lane whose
+  // intent covers it belongs to a dead process, or, when no lane covers it at all, once
+  // `stuck_ns` exceeds kOrphanSlotNs (a scribbled word: nobody will ever finish it).
+  StuckVerdict resolve_stuck(std::uint32_t p, std::uint64_t seq, std::uint64_t observed,
+                             std::uint64_t stuck_ns, OwnerAlive alive) const;
   std::span<std::byte> bytes() const { return {base_, size_}; }
 
  private:
@@ -94,7 +121,8 @@ class RingRegion {
   std::size_t size_ = 0;
   RingConfig config_{};
   std::uint64_t mask_ = 0;
-  std::size_t gates_offset_ = 0, cursors_offset_ = 0, partitions_offset_ = 0;
+  bool lane_resolved(const ProducerLane& lane) const;
+  std::size_t gates_offset_ = 0, lanes_offset_ = 0, cursors_offset_ = 0, partitions_offset_ = 0;
   std::size_t partition_stride_ = 0;
 };
 
@@ -129,6 +157,7 @@ enum class [[nodiscard]] PublishResult : std::uint8_t {
   kUnknownType,     // type id not registered / not resolved by this producer
   kDomainNotOwned,  // type of a domain this producer does not own
   kDuplicate,       // dropped by the dedup filter (not an error)
+  kRevoked,         // the claimed slot was abandoned before it was written (see resolve_stuck)
 };
 std::string_view describe(PublishResult r);
 
@@ -149,8 +178,10 @@ struct Claim {
 
 class RingProducer {
  public:
-  // REQUIRES: producer_id != 0; policy outlives the producer.
-  RingProducer(RingRegion region, std::uint16_t producer_id, const TypePolicy* policy);
+  // REQUIRES: producer_id != 0; lane acquired for this thread (RingRegion::acquire_lane);
+  // policy outlives the producer.
+  RingProducer(RingRegion region, std::uint16_t producer_id, std::uint32_t lane,
+               const TypePolicy* policy);
 
   PublishResult try_publish(const PublishRequest& request, PublishReceipt* receipt = nullptr);
   // Publishes requests in order, claiming runs of the same partition with one claim each.
@@ -163,6 +194,7 @@ class RingProducer {
   void abort(Claim& claim);   // marks the slot abandoned: consumers skip it
 
   std::uint16_t producer_id() const { return producer_id_; }
+  std::uint32_t lane() const { return lane_index_; }
   const RingRegion& region() const { return region_; }
 
  private:
@@ -177,9 +209,12 @@ class RingProducer {
   void fill_header(EnvelopeHeader* h, const PublishRequest& request, std::uint64_t seq,
                    std::uint64_t now_ns);
   void finish_publish(SlotHeader* slot, std::uint64_t seq);
+  void end_claim();  // the lane's intent is done: every claimed slot is finished
 
   RingRegion region_;
   std::uint16_t producer_id_;
+  std::uint32_t lane_index_;
+  ProducerLane* lane_;
   const TypePolicy* policy_;
   IdGenerator ids_;
   std::uint64_t gate_epoch_seen_ = ~0ull;
@@ -230,6 +265,8 @@ class RingConsumer {
   RingConsumer& operator=(const RingConsumer&) = delete;
 
   void set_filter(TypeFilter* filter) { filter_ = filter; }  // nullptr: everything
+  // Enables moving past slots whose producer died mid-write (nullptr: wait forever).
+  void set_liveness(OwnerAlive alive) { alive_ = alive; }
 
   // Hands up to max_events ready events to handler(const Event&), partitions round-robin.
   // The EnvelopeView is valid only during the call. With auto-commit, cursors are committed
@@ -250,6 +287,11 @@ class RingConsumer {
  private:
   enum class Step : std::uint8_t { kEmpty, kDelivered, kSkipped };
   bool ready(std::uint32_t p) const;
+  // read_one found slot read_[p] unfinished: checks, at most every kStuckCheckNs, whether its
+  // writer is dead and the slot can be abandoned. Cold; not inlined into poll.
+  void check_stuck(std::uint32_t p, std::uint64_t observed_word);
+  // check_stuck() on every partition with a claimed, unfinished slot; true if there was one.
+  bool poke_stuck();
   // Reads one slot at read_[p] into scratch_; advances read_[p] past it unless empty.
   Step read_one(std::uint32_t p, EnvelopeView* view, PollResult* result);
   void flush_stats(std::uint32_t p);
@@ -258,7 +300,10 @@ class RingConsumer {
   std::uint32_t index_;
   bool auto_commit_;
   TypeFilter* filter_ = nullptr;
+  OwnerAlive alive_ = nullptr;
   std::uint32_t next_partition_ = 0;
+  struct Stuck { std::uint64_t seq = ~0ull, since_ns = 0, checked_ns = 0; };
+  std::vector<Stuck> stuck_;
   std::vector<std::uint64_t> read_;
   struct LocalStats { std::uint64_t delivered, gaps, filtered, corrupt, abandoned; };
   std::vector<LocalStats> stats_;

@@ -8,6 +8,8 @@
 //  +------------------+  256
 //  | ConsumerGate[C]  |  64 B each: is consumer i attached (gates publishing in reject mode)
 //  +------------------+
+//  | ProducerLane[L]  |  64 B each: what one producer thread is claiming, and who it is
+//  +------------------+
 //  | CursorLine[C][P] |  64 B each: consumer i's durable cursor + counters for partition p
 //  +------------------+
 //  | Partition[P]     |  PartitionHeader (256 B) then slots_per_partition * slot_bytes
@@ -41,7 +43,8 @@ enum class Overflow : std::uint32_t {
 // |   8 |    4 | slot_bytes          | format(); multiple of 64, >= 256                        |
 // |  12 |    4 | max_consumers       | format()                                                |
 // |  16 |    4 | overflow            | format(); Overflow                                      |
-// |  20 |   44 | reserved            | zero                                                    |
+// |  20 |    4 | producer_lanes      | format(); number of ProducerLane entries                |
+// |  24 |   40 | reserved            | zero                                                    |
 // |  64 |    4 | wake_word (atomic)  | producers bump it (release) before FUTEX_WAKE           |
 // |  68 |    4 | sleepers (atomic)   | consumers ++ before sleeping, -- after (seq_cst, Dekker) |
 // | 128 |    8 | gate_epoch (atomic) | bumped when a consumer attaches; producers drop caches  |
@@ -53,7 +56,8 @@ struct RingHeader {
   std::uint32_t slot_bytes;
   std::uint32_t max_consumers;
   std::uint32_t overflow;
-  std::uint8_t reserved0[44];
+  std::uint32_t producer_lanes;
+  std::uint8_t reserved0[40];
   // Own line: consumers that block write it, producers read it on every publish.
   alignas(kCacheLine) std::atomic<std::uint32_t> wake_word;
   std::atomic<std::uint32_t> sleepers;
@@ -64,6 +68,7 @@ struct RingHeader {
 static_assert(std::is_standard_layout_v<RingHeader>);
 static_assert(sizeof(RingHeader) == 256);
 static_assert(offsetof(RingHeader, overflow) == 16);
+static_assert(offsetof(RingHeader, producer_lanes) == 20);
 static_assert(offsetof(RingHeader, wake_word) == 64);
 static_assert(offsetof(RingHeader, sleepers) == 68);
 static_assert(offsetof(RingHeader, gate_epoch) == 128);
@@ -85,6 +90,42 @@ struct ConsumerGate {
   std::uint8_t reserved[60];
 };
 static_assert(sizeof(ConsumerGate) == kCacheLine);
+
+// ---------------------------------------------------------------------------------------------
+// ProducerLane (64 B per producer thread; written only by its owner, except `state` on reclaim)
+// Lets a consumer stuck behind an unfinished slot find out who claimed it and whether that
+// process is dead, without a daemon. Protocol (RingProducer::claim):
+//   intent:  partition, first := expected head, count := wanted (relaxed), then the claim CAS
+//            with release, so a consumer that acquires head >= first + 1 sees the intent;
+//   done:    count := 0 (release) after the claimed slots are published.
+// A slot that stays unfinished is abandoned only when every lane whose intent covers it belongs
+// to a dead process (pid + start time; a stopped or slow process is alive).
+// | off | size | field             | writer / publication                                       |
+// |   0 |    4 | state (atomic)    | 0 free, 1 in use; set by the registry when handed out      |
+// |   4 |    4 | owner_pid         | set when handed out, before state (release)                |
+// |   8 |    8 | owner_start       | process start time of the owner (pid reuse guard)          |
+// |  16 |    8 | first (atomic)    | first sequence of the current intent (relaxed, see above)  |
+// |  24 |    4 | count (atomic)    | sequences in the intent, 0 = idle                          |
+// |  28 |    4 | partition (atomic)| partition of the intent                                    |
+// |  32 |    2 | producer_id       | registry id of the owning producer (for tools)             |
+// |  34 |   30 | reserved          |                                                            |
+// ---------------------------------------------------------------------------------------------
+struct ProducerLane {
+  std::atomic<std::uint32_t> state;
+  std::uint32_t owner_pid;
+  std::uint64_t owner_start;
+  std::atomic<std::uint64_t> first;
+  std::atomic<std::uint32_t> count;
+  std::atomic<std::uint32_t> partition;
+  std::uint16_t producer_id;
+  std::uint8_t reserved[30];
+};
+static_assert(std::is_standard_layout_v<ProducerLane>);
+static_assert(sizeof(ProducerLane) == kCacheLine);
+static_assert(offsetof(ProducerLane, first) == 16);
+static_assert(offsetof(ProducerLane, count) == 24);
+static_assert(offsetof(ProducerLane, partition) == 28);
+static_assert(offsetof(ProducerLane, producer_id) == 32);
 
 // ---------------------------------------------------------------------------------------------
 // CursorLine (64 B per consumer per partition; written only by that consumer)
@@ -147,7 +188,7 @@ static_assert(offsetof(PartitionHeader, deduplicated) == 80);
 // ---------------------------------------------------------------------------------------------
 // Slot (slot_bytes, 64-aligned)
 // | off | size | field                 | writer / publication                                 |
-// |   0 |    8 | word (atomic)         | (sequence << 2) | state; see SlotState. The release   |
+// |   0 |    8 | word (atomic)         | (sequence << 3) | state; see SlotState. The release   |
 // |     |      |                       | store of PUBLISHED publishes bytes 8..; readers      |
 // |     |      |                       | acquire it, copy, then re-check it (seqlock) so a    |
 // |     |      |                       | slot reused during the copy is detected, not torn    |
@@ -158,17 +199,27 @@ static_assert(offsetof(PartitionHeader, deduplicated) == 80);
 // ---------------------------------------------------------------------------------------------
 // Commit protocol (per slot, sequence s):
 //   1. claim s (head), 2. word := (s, WRITING), 3. write length, writer, envelope,
-//   4. word := (s, PUBLISHED) with release.
-// A writer that dies after 1 leaves the word at an older sequence; after 2 at (s, WRITING).
-// Either way readers never see its bytes as an event: only PUBLISHED words are read, and only
-// when the re-check after the copy finds the same word. ABANDONED marks a slot to be skipped.
-enum class SlotState : std::uint64_t { kEmpty = 0, kWriting = 1, kPublished = 2, kAbandoned = 3 };
+//   4. (dedup buses) word := (s, PENDING), decide, and on a confirmed duplicate (s, DUPLICATE),
+//   5. word := (s, PUBLISHED) with release.
+// A writer that dies after 1 leaves the word at an older sequence; after 2 at (s, WRITING) or
+// (s, PENDING). Either way readers never see its bytes as an event: only PUBLISHED words are
+// read, and only when the re-check after the copy finds the same word. ABANDONED and DUPLICATE
+// mark a slot that every consumer skips.
+enum class SlotState : std::uint64_t {
+  kEmpty = 0,      // never written (zeroed memory)
+  kWriting = 1,    // claimed; the writer is filling it
+  kPublished = 2,  // readable
+  kAbandoned = 3,  // its writer gave up or died: skip
+  kPending = 4,    // written, waiting for the dedup decision: not readable yet
+  kDuplicate = 5,  // dropped by dedup: skip
+};
+inline constexpr unsigned kSlotStateBits = 3;
 inline constexpr std::uint64_t slot_word(std::uint64_t seq, SlotState s) {
-  return (seq << 2) | static_cast<std::uint64_t>(s);
+  return (seq << kSlotStateBits) | static_cast<std::uint64_t>(s);
 }
-inline constexpr std::uint64_t word_sequence(std::uint64_t word) { return word >> 2; }
+inline constexpr std::uint64_t word_sequence(std::uint64_t word) { return word >> kSlotStateBits; }
 inline constexpr SlotState word_state(std::uint64_t word) {
-  return static_cast<SlotState>(word & 3);
+  return static_cast<SlotState>(word & ((1u << kSlotStateBits) - 1));
 }
 
 struct SlotHeader {
@@ -193,5 +244,6 @@ inline constexpr std::size_t kMinSlotBytes = 256;
 inline constexpr std::size_t kMaxSlotBytes = 1u << 20;
 inline constexpr std::uint32_t kMaxPartitions = 1024;
 inline constexpr std::uint32_t kMaxConsumers = 256;
+inline constexpr std::uint32_t kMaxProducerLanes = 4096;
 
 }  // namespace evring::core

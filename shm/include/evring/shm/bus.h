@@ -26,7 +26,7 @@
 namespace evring {
 
 struct BusOptions {
-  core::RingConfig ring;
+  core::RingConfig ring;  // ring.producer_lanes: publishing threads at once, all processes
   std::uint32_t max_producers = 64;
   std::uint32_t max_types = 1024;
   mode_t mode = 0600;
@@ -158,7 +158,9 @@ class Producer {
   // Hot path.
   core::PublishResult try_publish(const core::PublishRequest& request,
                                   core::PublishReceipt* receipt = nullptr) {
-    return ring_.try_publish(request, receipt);
+    core::PublishResult r = ring_.try_publish(request, receipt);
+    if (r == core::PublishResult::kFull) [[unlikely]] r = retry_after_sweep(request, receipt);
+    return r;
   }
   core::PublishResult try_publish_batch(std::span<const core::PublishRequest> requests,
                                         std::size_t* published) {
@@ -182,7 +184,7 @@ class Producer {
     r.content_type = content_type;
     r.classification = classification_of(type_id);
     r.schema_version = schema_version_of(type_id);
-    return ring_.try_publish(r);
+    return try_publish(r);
   }
 
   std::uint16_t id() const { return ring_.producer_id(); }
@@ -195,8 +197,10 @@ class Producer {
 
  private:
   friend class Bus;
-  Producer(std::shared_ptr<Bus> bus, std::uint16_t id, std::string service,
+  Producer(std::shared_ptr<Bus> bus, std::uint16_t id, std::uint32_t lane, std::string service,
            std::vector<std::string> domains);
+  core::PublishResult retry_after_sweep(const core::PublishRequest& request,
+                                        core::PublishReceipt* receipt);
   std::shared_ptr<Bus> bus_;
   std::string service_;
   std::vector<std::string> domains_;
@@ -204,6 +208,7 @@ class Producer {
   std::vector<std::uint8_t> type_class_;
   std::vector<std::uint16_t> type_version_;
   core::RingProducer ring_;
+  std::uint64_t last_sweep_ns_ = 0;
 };
 
 class Consumer {
