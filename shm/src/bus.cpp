@@ -35,7 +35,7 @@ void copy_cstr(char* dst, std::size_t cap, std::string_view src) {
 }
 
 struct Layout {
-  std::size_t producers, consumers, types, ring, ring_bytes, total;
+  std::size_t producers, consumers, types, idempotency, ring, ring_bytes, total;
 };
 
 Layout layout_of(const BusOptions& o) {
@@ -43,7 +43,10 @@ Layout layout_of(const BusOptions& o) {
   l.producers = shm::kSegmentHeaderBytes;
   l.consumers = l.producers + std::size_t{o.max_producers} * sizeof(shm::ProducerEntry);
   l.types = l.consumers + std::size_t{o.ring.max_consumers} * sizeof(shm::ConsumerEntry);
-  l.ring = align_up(l.types + std::size_t{o.max_types} * sizeof(shm::TypeEntry), 4096);
+  l.idempotency = align_up(l.types + std::size_t{o.max_types} * sizeof(shm::TypeEntry), 64);
+  l.ring = align_up(l.idempotency + std::size_t{o.ring.max_consumers} *
+                                        shm::idempotency_table_bytes(o.idempotency_keys),
+                    4096);
   l.ring_bytes = core::ring_region_bytes(o.ring);
   l.total = align_up(l.ring + l.ring_bytes, 4096);
   return l;
@@ -103,6 +106,12 @@ Result<std::shared_ptr<Bus>> Bus::create(std::string_view name, const BusOptions
     return Status::invalid_argument("max producers must be 1..65535");
   if (options.max_types == 0 || options.max_types > 65535)
     return Status::invalid_argument("max event types must be 1..65535");
+  if (options.idempotency_keys != 0 &&
+      (options.idempotency_keys & (options.idempotency_keys - 1)) != 0)
+    return Status::invalid_argument("idempotency keys per consumer must be a power of two or 0, got " +
+                                    std::to_string(options.idempotency_keys));
+  if (options.idempotency_keys > (1u << 20))
+    return Status::invalid_argument("idempotency keys per consumer must be at most 1048576");
   if (options.mode & ~0777u)
     return Status::invalid_argument("mode must be an octal permission like 0600 or 0660");
   const Layout l = layout_of(options);
@@ -129,6 +138,8 @@ Result<std::shared_ptr<Bus>> Bus::create(std::string_view name, const BusOptions
   h.types_offset = l.types;
   h.ring_offset = l.ring;
   h.ring_bytes = l.ring_bytes;
+  h.idempotency_offset = l.idempotency;
+  h.idempotency_keys = options.idempotency_keys;
   copy_cstr(h.bus_name, sizeof h.bus_name, name);
 
   pthread_mutexattr_t attr;
@@ -221,7 +232,11 @@ Result<std::shared_ptr<Bus>> Bus::open(std::string_view name, Access access) {
   if (!in_bounds(h.producers_offset, h.max_producers, sizeof(shm::ProducerEntry)) ||
       !in_bounds(h.consumers_offset, h.max_consumers, sizeof(shm::ConsumerEntry)) ||
       !in_bounds(h.types_offset, h.max_types, sizeof(shm::TypeEntry)) ||
-      !in_bounds(h.ring_offset, 1, h.ring_bytes) || h.ring_offset % 64 != 0)
+      !in_bounds(h.ring_offset, 1, h.ring_bytes) || h.ring_offset % 64 != 0 ||
+      h.idempotency_keys > (1u << 20) ||
+      !in_bounds(h.idempotency_offset, h.max_consumers,
+                 shm::idempotency_table_bytes(h.idempotency_keys)) ||
+      h.idempotency_offset % 64 != 0)
     return Status::corruption(who + " has registry or ring offsets outside the segment");
   auto ring = core::RingRegion::attach(std::span(bus->base_ + h.ring_offset, h.ring_bytes));
   if (!ring.ok()) return Status::corruption(who + ": " + ring.status().message());
@@ -273,6 +288,12 @@ std::vector<BusSummary> Bus::list() {
   ::closedir(dir);
   std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.name < b.name; });
   return out;
+}
+
+std::span<std::byte> Bus::idempotency_table(std::uint32_t index) const {
+  std::size_t bytes = shm::idempotency_table_bytes(header_->idempotency_keys);
+  if (bytes == 0 || index >= header_->max_consumers) return {};
+  return {base_ + header_->idempotency_offset + std::size_t{index} * bytes, bytes};
 }
 
 Status Bus::lock_registry() const {

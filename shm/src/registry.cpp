@@ -294,6 +294,9 @@ Result<std::unique_ptr<Consumer>> Bus::consumer(std::string_view name, ConsumerO
                       &line.abandoned, &line.read_position})
         c->store(0, std::memory_order_relaxed);
     }
+    // A new consumer remembers no handled keys of a previous owner of this index.
+    auto table = idempotency_table(index);
+    if (!table.empty()) std::memset(table.data(), 0, table.size());
   }
   shm::ConsumerEntry& e = consumer_entry(index);
   e.pid = static_cast<std::uint32_t>(me);

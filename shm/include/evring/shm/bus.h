@@ -29,6 +29,8 @@ struct BusOptions {
   core::RingConfig ring;  // ring.producer_lanes: publishing threads at once, all processes
   std::uint32_t max_producers = 64;
   std::uint32_t max_types = 1024;
+  // Keys each consumer's idempotency table remembers (power of two; 0 = no tables).
+  std::uint32_t idempotency_keys = 4096;
   mode_t mode = 0600;
   bool prefault = true;  // touch every page at create so no publish pays a first-touch fault
 };
@@ -89,6 +91,9 @@ class Bus : public std::enable_shared_from_this<Bus> {
   const std::string& name() const { return name_; }
   const core::RingRegion& ring() const { return ring_; }
   const shm::SegmentHeader& header() const { return *header_; }
+  // The idempotency table of consumer `index` (idempotency_table_bytes() long), or an empty
+  // span when the bus has none.
+  std::span<std::byte> idempotency_table(std::uint32_t index) const;
   bool read_only() const { return read_only_; }
 
   // Registers `service` owning `domains` (empty: the service's own name, which must then be a

@@ -9,7 +9,9 @@
 //  | ConsumerEntry[Nc]      | 256 B each: name, filter, pid + start time, last seen
 //  +------------------------+ types_offset
 //  | TypeEntry[Nt]          | 192 B each: event name -> type id (index + 1)
-//  +------------------------+ ring_offset (64-aligned)
+//  +------------------------+ idempotency_offset (64-aligned)
+//  | idempotency tables[Nc] | idempotency_table_bytes(keys) each: handled keys per consumer
+//  +------------------------+ ring_offset (4096-aligned)
 //  | ring region            | core/ring_layout.h
 //  +------------------------+ segment_bytes
 //
@@ -54,7 +56,9 @@ inline constexpr std::size_t kSegmentHeaderBytes = 1024;
 // |  88 |    8 | types_offset        | create()                                                 |
 // |  96 |    8 | ring_offset         | create()                                                 |
 // | 104 |    8 | ring_bytes          | create()                                                 |
-// | 112 |   16 | reserved            | schema registry / dedup offsets (future)                |
+// | 112 |    8 | idempotency_offset  | create(): per-consumer idempotency tables (see below)    |
+// | 120 |    4 | idempotency_keys    | create(): keys per consumer table (power of two, or 0)   |
+// | 124 |    4 | reserved            |                                                          |
 // | 128 |   64 | registry_mutex      | pthread_mutex_t, process-shared + robust                 |
 // | 192 |   64 | bus_name            | NUL-terminated                                           |
 // | 256 |  768 | reserved            |                                                          |
@@ -78,7 +82,9 @@ struct SegmentHeader {
   std::uint64_t types_offset;
   std::uint64_t ring_offset;
   std::uint64_t ring_bytes;
-  std::uint8_t reserved1[16];
+  std::uint64_t idempotency_offset;
+  std::uint32_t idempotency_keys;
+  std::uint32_t reserved1;
   union {
     pthread_mutex_t registry_mutex;
     std::uint8_t registry_mutex_bytes[64];
@@ -100,6 +106,8 @@ static_assert(offsetof(SegmentHeader, max_producers) == 56);
 static_assert(offsetof(SegmentHeader, producers_offset) == 72);
 static_assert(offsetof(SegmentHeader, ring_offset) == 96);
 static_assert(offsetof(SegmentHeader, ring_bytes) == 104);
+static_assert(offsetof(SegmentHeader, idempotency_offset) == 112);
+static_assert(offsetof(SegmentHeader, idempotency_keys) == 120);
 static_assert(offsetof(SegmentHeader, registry_mutex) == 128);
 static_assert(offsetof(SegmentHeader, bus_name) == 192);
 
@@ -173,6 +181,12 @@ struct TypeEntry {
 };
 static_assert(sizeof(TypeEntry) == 192);
 static_assert(offsetof(TypeEntry, name) == 16);
+
+// Per-consumer idempotency table (consumer index i at idempotency_offset +
+// i * idempotency_table_bytes(idempotency_keys)); layout owned by shm/idempotent.h.
+inline constexpr std::size_t idempotency_table_bytes(std::uint32_t keys) {
+  return keys == 0 ? 0 : 64 + std::size_t{keys} * 32;
+}
 
 static_assert(std::atomic<std::uint32_t>::is_always_lock_free &&
               std::atomic<std::uint64_t>::is_always_lock_free);
