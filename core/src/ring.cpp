@@ -7,6 +7,7 @@
 #include <limits>
 #include <thread>
 
+#include "evring/core/dedup.h"
 #include "evring/core/wait.h"
 
 namespace evring::core {
@@ -25,6 +26,9 @@ Offsets offsets_of(const RingConfig& c) {
   o.cursors = o.lanes + std::size_t{c.producer_lanes} * sizeof(ProducerLane);
   o.partitions = o.cursors + std::size_t{c.max_consumers} * c.partitions * sizeof(CursorLine);
   o.stride = sizeof(PartitionHeader) + std::size_t{c.slots_per_partition} * c.slot_bytes;
+  if (c.dedup_window)
+    o.stride += sizeof(DedupHeader) +
+                std::size_t{kDedupGenerations} * c.dedup_bloom_words * sizeof(std::uint64_t);
   o.total = o.partitions + o.stride * c.partitions;
   return o;
 }
@@ -32,6 +36,16 @@ Offsets offsets_of(const RingConfig& c) {
 bool is_pow2(std::uint64_t v) { return v != 0 && (v & (v - 1)) == 0; }
 
 }  // namespace
+
+RingConfig normalized(RingConfig c) {
+  if (c.dedup_window && c.dedup_bloom_words == 0) {
+    std::uint64_t bits = std::uint64_t{c.dedup_window} * std::max<std::uint32_t>(c.dedup_bits_per_key, 1);
+    std::uint64_t words = 1;
+    while (words * 64 < bits) words <<= 1;
+    c.dedup_bloom_words = static_cast<std::uint32_t>(words);
+  }
+  return c;
+}
 
 Status validate_config(const RingConfig& c) {
   if (c.partitions == 0 || c.partitions > kMaxPartitions)
@@ -51,6 +65,14 @@ Status validate_config(const RingConfig& c) {
     return Status::invalid_argument("producer lanes must be 1.." +
                                     std::to_string(kMaxProducerLanes) + ", got " +
                                     std::to_string(c.producer_lanes));
+  if (c.dedup_window > c.slots_per_partition / 2)
+    return Status::invalid_argument("dedup window must be at most half the slots per partition (" +
+                                    std::to_string(c.slots_per_partition / 2) + "), got " +
+                                    std::to_string(c.dedup_window));
+  if (c.dedup_window && (!is_pow2(c.dedup_bloom_words) || c.dedup_bloom_words > (1u << 24)))
+    return Status::invalid_argument("dedup bloom words must be a power of two up to 16777216");
+  if (c.dedup_window && (c.dedup_bits_per_key == 0 || c.dedup_bits_per_key > 64))
+    return Status::invalid_argument("dedup bits per key must be 1..64");
   if (c.overflow != Overflow::kReject && c.overflow != Overflow::kOverwrite)
     return Status::invalid_argument("unknown overflow policy");
   std::size_t total = offsets_of(c).total;
@@ -60,9 +82,12 @@ Status validate_config(const RingConfig& c) {
   return Status::ok();
 }
 
-std::size_t ring_region_bytes(const RingConfig& config) { return offsets_of(config).total; }
+std::size_t ring_region_bytes(const RingConfig& config) {
+  return offsets_of(normalized(config)).total;
+}
 
-RingRegion RingRegion::format(std::span<std::byte> mem, const RingConfig& config) {
+RingRegion RingRegion::format(std::span<std::byte> mem, const RingConfig& raw) {
+  const RingConfig config = normalized(raw);
   RingHeader& h = *reinterpret_cast<RingHeader*>(mem.data());
   h.partitions = config.partitions;
   h.slots_per_partition = config.slots_per_partition;
@@ -70,6 +95,14 @@ RingRegion RingRegion::format(std::span<std::byte> mem, const RingConfig& config
   h.max_consumers = config.max_consumers;
   h.overflow = static_cast<std::uint32_t>(config.overflow);
   h.producer_lanes = config.producer_lanes;
+  h.dedup_window = config.dedup_window;
+  h.dedup_bloom_words = config.dedup_bloom_words;
+  h.dedup_window_ns = config.dedup_window_ns;
+  // Bits per key in its word: ~ln 2 x (bits per key), at most 16 (a 64-bit word).
+  double per_key = config.dedup_window
+                       ? 64.0 * config.dedup_bloom_words / config.dedup_window
+                       : 0.0;
+  h.dedup_bloom_bits = static_cast<std::uint8_t>(std::clamp(per_key * 0.69 + 0.5, 1.0, 16.0));
   // Zero-filled memory already is: every atomic 0, every slot word (0, EMPTY), every head 0.
   // The caller publishes the region (segment ready flag, release) after this returns.
   auto region = attach(mem);
@@ -88,6 +121,11 @@ Result<RingRegion> RingRegion::attach(std::span<std::byte> mem) {
   c.max_consumers = h.max_consumers;
   c.overflow = static_cast<Overflow>(h.overflow);
   c.producer_lanes = h.producer_lanes;
+  c.dedup_window = h.dedup_window;
+  c.dedup_bloom_words = h.dedup_bloom_words;
+  c.dedup_window_ns = h.dedup_window_ns;
+  if (c.dedup_window && (h.dedup_bloom_bits == 0 || h.dedup_bloom_bits > 16))
+    return Status::corruption("ring header has an invalid dedup bit count");
   if (Status s = validate_config(c); !s.is_ok())
     return Status::corruption("ring header is invalid: " + s.message());
   Offsets o = offsets_of(c);
@@ -104,6 +142,7 @@ Result<RingRegion> RingRegion::attach(std::span<std::byte> mem) {
   r.cursors_offset_ = o.cursors;
   r.partitions_offset_ = o.partitions;
   r.partition_stride_ = o.stride;
+  r.dedup_offset_ = sizeof(PartitionHeader) + std::size_t{c.slots_per_partition} * c.slot_bytes;
   return r;
 }
 
@@ -290,6 +329,18 @@ PublishResult RingProducer::claim(std::uint32_t p, std::uint64_t wanted, std::ui
         }
       }
       n = std::min(wanted, limit - head);
+      // A writer a whole lap behind may still be filling a slot we would take (possible when
+      // no consumer gates, or one attached late): claim only slots whose previous sequence is
+      // finished, so nobody ever writes over an unfinished slot. One load of a line we are
+      // about to write anyway.
+      std::uint64_t usable = 0;
+      while (usable < n && previous_lap_finished(p, head + usable)) ++usable;
+      if (usable == 0) {
+        end_claim();
+        part.rejected.fetch_add(1, std::memory_order_relaxed);  // statistic only
+        return PublishResult::kFull;
+      }
+      n = usable;
     }
     lane_->first.store(head, std::memory_order_relaxed);
     // SYNC POINT (release): a consumer that acquires head past `head` sees the intent above.
@@ -302,6 +353,18 @@ PublishResult RingProducer::claim(std::uint32_t p, std::uint64_t wanted, std::ui
       return PublishResult::kOk;
     }
   }
+}
+
+bool RingProducer::previous_lap_finished(std::uint32_t p, std::uint64_t seq) const {
+  const std::uint64_t capacity = region_.capacity();
+  // Acquire: pairs with the previous writer's release of its final word.
+  std::uint64_t w = region_.slot(p, seq).word.load(std::memory_order_acquire);
+  if (seq < capacity) return true;  // first lap: nobody wrote this slot before
+  // An older word: the previous lap's writer claimed but has not begun. A newer one: the slot
+  // moved on already (begin_write will refuse it).
+  if (word_sequence(w) != seq - capacity) return word_sequence(w) > seq - capacity;
+  SlotState st = word_state(w);
+  return st != SlotState::kWriting && st != SlotState::kPending;
 }
 
 void RingProducer::end_claim() {
@@ -334,8 +397,16 @@ SlotHeader* RingProducer::begin_write(std::uint32_t p, std::uint64_t seq) {
         continue;
       }
       cpu_relax(spins);
+      // The writer a lap behind may be dead: check its lane about every millisecond (yields
+      // make each spin past 64 cost a scheduler round trip).
+      if (alive_ && spins >= 64 && (spins & 255) == 0) {
+        std::uint64_t now = monotonic_ns();
+        if (stalled_since_ == 0) stalled_since_ = now;
+        (void)region_.resolve_stuck(p, word_sequence(w), w, now - stalled_since_, alive_);
+      }
       w = slot.word.load(std::memory_order_acquire);
     }
+    stalled_since_ = 0;
   }
   // Release fence: a reader that copies this slot and then re-checks the word must not be able
   // to see our payload bytes while still seeing the old PUBLISHED word (seqlock writer side).
@@ -377,10 +448,22 @@ void RingProducer::write_event(SlotHeader* slot, std::uint64_t seq, const Publis
   if (receipt) *receipt = {partition, seq, h.event_id};
 }
 
-void RingProducer::finish_publish(SlotHeader* slot, std::uint64_t seq) {
+bool RingProducer::finish_publish(std::uint32_t p, SlotHeader* slot, std::uint64_t seq) {
+  if (region_.dedup_enabled()) [[unlikely]] {
+    // SYNC POINT: release publishes the envelope to other producers' dedup scans (they acquire
+    // the word) before our bloom update can make them look for it.
+    slot->word.store(slot_word(seq, SlotState::kPending), std::memory_order_release);
+    if (dedup_admit(region_, p, seq, *slot) == DedupVerdict::kDuplicate) {
+      // Release: consumers acquiring DUPLICATE skip the slot.
+      slot->word.store(slot_word(seq, SlotState::kDuplicate), std::memory_order_release);
+      region_.partition(p).deduplicated.fetch_add(1, std::memory_order_relaxed);  // statistic
+      return false;
+    }
+  }
   // SYNC POINT: release publishes the slot's length, writer and envelope to consumers that
   // acquire the word in RingConsumer::read_one().
   slot->word.store(slot_word(seq, SlotState::kPublished), std::memory_order_release);
+  return true;
 }
 
 PublishResult RingProducer::try_publish(const PublishRequest& r, PublishReceipt* receipt) {
@@ -393,7 +476,7 @@ PublishResult RingProducer::try_publish(const PublishRequest& r, PublishReceipt*
   PublishResult result = PublishResult::kOk;
   if (SlotHeader* slot = begin_write(p, seq)) {
     write_event(slot, seq, r, p, now, receipt);
-    finish_publish(slot, seq);
+    if (!finish_publish(p, slot, seq)) result = PublishResult::kDuplicate;
   } else if (region_.config().overflow == Overflow::kReject) {
     result = PublishResult::kRevoked;
   }
@@ -428,7 +511,7 @@ PublishResult RingProducer::try_publish_batch(std::span<const PublishRequest> re
     for (std::uint64_t k = 0; k < got; ++k) {
       if (SlotHeader* slot = begin_write(p, first + k)) {
         write_event(slot, first + k, requests[i + k], p, now, nullptr);
-        finish_publish(slot, first + k);
+        (void)finish_publish(p, slot, first + k);  // a duplicate counts as handled
       }
     }
     end_claim();
@@ -475,10 +558,12 @@ PublishResult RingProducer::try_claim(const PublishRequest& r, std::size_t paylo
   return PublishResult::kOk;
 }
 
-void RingProducer::commit(Claim& claim) {
+PublishResult RingProducer::commit(Claim& claim) {
+  PublishResult result = PublishResult::kOk;
   if (claim.slot) {
     seal_envelope(std::span(RingRegion::envelope_of(*claim.slot), claim.envelope_bytes));
-    finish_publish(claim.slot, claim.sequence);
+    if (!finish_publish(claim.partition, claim.slot, claim.sequence))
+      result = PublishResult::kDuplicate;
     end_claim();
     std::atomic_thread_fence(std::memory_order_seq_cst);  // see try_publish
     if (region_.header().sleepers.load(std::memory_order_relaxed) != 0) region_.wake_sleepers();
@@ -486,6 +571,7 @@ void RingProducer::commit(Claim& claim) {
     end_claim();  // overwrite mode, lapped before writing: nothing to publish
   }
   claim = Claim{};
+  return result;
 }
 
 void RingProducer::abort(Claim& claim) {

@@ -101,7 +101,7 @@ Bus::~Bus() = default;
 
 Result<std::shared_ptr<Bus>> Bus::create(std::string_view name, const BusOptions& options) {
   EVRING_RETURN_IF_ERROR(validate_name(name));
-  EVRING_RETURN_IF_ERROR(core::validate_config(options.ring));
+  EVRING_RETURN_IF_ERROR(core::validate_config(core::normalized(options.ring)));
   if (options.max_producers == 0 || options.max_producers > 65535)
     return Status::invalid_argument("max producers must be 1..65535");
   if (options.max_types == 0 || options.max_types > 65535)

@@ -211,7 +211,9 @@ Producer::Producer(std::shared_ptr<Bus> bus, std::uint16_t id, std::uint32_t lan
       policy_(std::make_unique<core::TypePolicy>()),
       type_class_(65536, 0),
       type_version_(65536, 1),
-      ring_(bus_->ring(), id, lane, policy_.get()) {}
+      ring_(bus_->ring(), id, lane, policy_.get()) {
+  ring_.set_liveness(&owner_alive);
+}
 
 Producer::~Producer() { bus_->ring().release_lane(ring_.lane()); }
 

@@ -34,6 +34,13 @@ struct RingConfig {
   std::uint32_t max_consumers = 32;
   std::uint32_t producer_lanes = 64;  // producer threads that may publish at once
   Overflow overflow = Overflow::kReject;
+  // Publish-side dedup (0: off). A duplicate idempotency key is dropped when its original is
+  // among the last dedup_window .. 2 * dedup_window events of the partition, still in the ring,
+  // and (dedup_window_ns != 0) at most dedup_window_ns older. REQUIRES <= slots_per_partition / 2.
+  std::uint32_t dedup_window = 0;
+  std::uint64_t dedup_window_ns = 0;
+  std::uint32_t dedup_bloom_words = 0;  // per generation; 0: sized from dedup_bits_per_key
+  std::uint8_t dedup_bits_per_key = 16;  // bloom bits per key, sets the false-positive rate
 };
 
 // Tells whether the process (pid, start time) still exists. Supplied by the shm layer; core
@@ -42,6 +49,8 @@ using OwnerAlive = bool (*)(std::uint32_t pid, std::uint64_t start_time);
 
 // invalid_argument naming the field that is out of range.
 Status validate_config(const RingConfig& config);
+// Fills derived fields (dedup_bloom_words from dedup_bits_per_key).
+RingConfig normalized(RingConfig config);
 std::size_t ring_region_bytes(const RingConfig& config);
 // The largest entity key + payload an event may carry in a slot of this size.
 // A consumer stuck behind an unfinished slot checks the claimers' liveness this often.
@@ -83,6 +92,17 @@ class RingRegion {
   PartitionHeader& partition(std::uint32_t p) const {
     return *reinterpret_cast<PartitionHeader*>(base_ + partitions_offset_ + p * partition_stride_);
   }
+  bool dedup_enabled() const { return config_.dedup_window != 0; }
+  DedupHeader& dedup_header(std::uint32_t p) const {
+    return *reinterpret_cast<DedupHeader*>(base_ + partitions_offset_ + p * partition_stride_ +
+                                           dedup_offset_);
+  }
+  std::atomic<std::uint64_t>* bloom(std::uint32_t p, std::uint64_t generation) const {
+    return reinterpret_cast<std::atomic<std::uint64_t>*>(
+               base_ + partitions_offset_ + p * partition_stride_ + dedup_offset_ +
+               sizeof(DedupHeader)) +
+           (generation % kDedupGenerations) * config_.dedup_bloom_words;
+  }
   SlotHeader& slot(std::uint32_t p, std::uint64_t seq) const {
     return *reinterpret_cast<SlotHeader*>(base_ + partitions_offset_ + p * partition_stride_ +
                                           sizeof(PartitionHeader) +
@@ -122,6 +142,7 @@ class RingRegion {
   RingConfig config_{};
   std::uint64_t mask_ = 0;
   bool lane_resolved(const ProducerLane& lane) const;
+  std::size_t dedup_offset_ = 0;  // within a partition
   std::size_t gates_offset_ = 0, lanes_offset_ = 0, cursors_offset_ = 0, partitions_offset_ = 0;
   std::size_t partition_stride_ = 0;
 };
@@ -190,11 +211,15 @@ class RingProducer {
                                   std::size_t* published);
   // Claims a slot for `payload_bytes` (request.payload is ignored) and fills the header.
   PublishResult try_claim(const PublishRequest& request, std::size_t payload_bytes, Claim* claim);
-  void commit(Claim& claim);  // seals the checksum and publishes
+  // Seals the checksum and publishes (kDuplicate: dropped by dedup, nothing published).
+  PublishResult commit(Claim& claim);
   void abort(Claim& claim);   // marks the slot abandoned: consumers skip it
 
   std::uint16_t producer_id() const { return producer_id_; }
   std::uint32_t lane() const { return lane_index_; }
+  // Lets an overwrite-mode producer waiting behind a slot a lap old abandon it when its writer
+  // is dead (nullptr: wait for it).
+  void set_liveness(OwnerAlive alive) { alive_ = alive; }
   const RingRegion& region() const { return region_; }
 
  private:
@@ -208,13 +233,17 @@ class RingProducer {
                    std::uint32_t partition, std::uint64_t now_ns, PublishReceipt* receipt);
   void fill_header(EnvelopeHeader* h, const PublishRequest& request, std::uint64_t seq,
                    std::uint64_t now_ns);
-  void finish_publish(SlotHeader* slot, std::uint64_t seq);
+  // Publishes the written slot, or, on a dedup bus, drops it as a confirmed duplicate (false).
+  bool finish_publish(std::uint32_t p, SlotHeader* slot, std::uint64_t seq);
   void end_claim();  // the lane's intent is done: every claimed slot is finished
+  bool previous_lap_finished(std::uint32_t p, std::uint64_t seq) const;
 
   RingRegion region_;
   std::uint16_t producer_id_;
   std::uint32_t lane_index_;
   ProducerLane* lane_;
+  OwnerAlive alive_ = nullptr;
+  std::uint64_t stalled_since_ = 0;
   const TypePolicy* policy_;
   IdGenerator ids_;
   std::uint64_t gate_epoch_seen_ = ~0ull;

@@ -12,7 +12,8 @@
 //  +------------------+
 //  | CursorLine[C][P] |  64 B each: consumer i's durable cursor + counters for partition p
 //  +------------------+
-//  | Partition[P]     |  PartitionHeader (256 B) then slots_per_partition * slot_bytes
+//  | Partition[P]     |  PartitionHeader (256 B), slots_per_partition * slot_bytes, then (dedup
+//  |                  |  buses) a DedupArea: 64 B header + 3 generations of bloom words
 //  +------------------+
 //
 // All fields are native little-endian (static_assert in envelope.h); all offsets are multiples
@@ -44,7 +45,11 @@ enum class Overflow : std::uint32_t {
 // |  12 |    4 | max_consumers       | format()                                                |
 // |  16 |    4 | overflow            | format(); Overflow                                      |
 // |  20 |    4 | producer_lanes      | format(); number of ProducerLane entries                |
-// |  24 |   40 | reserved            | zero                                                    |
+// |  24 |    4 | dedup_window        | format(); events per dedup generation, 0 = dedup off    |
+// |  28 |    4 | dedup_bloom_words   | format(); 64-bit bloom words per generation (pow2)      |
+// |  32 |    8 | dedup_window_ns     | format(); max age of a duplicate's original, 0 = any    |
+// |  40 |    1 | dedup_bloom_bits    | format(); bits set per key in its word (1..16)          |
+// |  41 |   23 | reserved            | zero                                                    |
 // |  64 |    4 | wake_word (atomic)  | producers bump it (release) before FUTEX_WAKE           |
 // |  68 |    4 | sleepers (atomic)   | consumers ++ before sleeping, -- after (seq_cst, Dekker) |
 // | 128 |    8 | gate_epoch (atomic) | bumped when a consumer attaches; producers drop caches  |
@@ -57,7 +62,11 @@ struct RingHeader {
   std::uint32_t max_consumers;
   std::uint32_t overflow;
   std::uint32_t producer_lanes;
-  std::uint8_t reserved0[40];
+  std::uint32_t dedup_window;
+  std::uint32_t dedup_bloom_words;
+  std::uint64_t dedup_window_ns;
+  std::uint8_t dedup_bloom_bits;
+  std::uint8_t reserved0[23];
   // Own line: consumers that block write it, producers read it on every publish.
   alignas(kCacheLine) std::atomic<std::uint32_t> wake_word;
   std::atomic<std::uint32_t> sleepers;
@@ -69,6 +78,9 @@ static_assert(std::is_standard_layout_v<RingHeader>);
 static_assert(sizeof(RingHeader) == 256);
 static_assert(offsetof(RingHeader, overflow) == 16);
 static_assert(offsetof(RingHeader, producer_lanes) == 20);
+static_assert(offsetof(RingHeader, dedup_window) == 24);
+static_assert(offsetof(RingHeader, dedup_window_ns) == 32);
+static_assert(offsetof(RingHeader, dedup_bloom_bits) == 40);
 static_assert(offsetof(RingHeader, wake_word) == 64);
 static_assert(offsetof(RingHeader, sleepers) == 68);
 static_assert(offsetof(RingHeader, gate_epoch) == 128);
@@ -233,6 +245,25 @@ static_assert(sizeof(SlotHeader) == 16);
 static_assert(offsetof(SlotHeader, envelope_bytes) == 8);
 static_assert(offsetof(SlotHeader, writer) == 12);
 inline constexpr std::size_t kSlotHeaderBytes = sizeof(SlotHeader);
+
+// ---------------------------------------------------------------------------------------------
+// DedupArea (per partition, after its slots, dedup buses only): 64 B header, then 3 generations
+// of dedup_bloom_words 64-bit words. Generation g = sequence / dedup_window uses array g % 3;
+// a key is "maybe seen" when its bits are all set in generation g or g - 1; array (g + 1) % 3
+// is cleared by the first producer that enters generation g (cleared_through CAS).
+// | off | size | field                     | writer / publication                              |
+// |   0 |    8 | cleared_through (atomic)  | highest generation whose array is cleared, + 1;   |
+// |     |      |                           | CAS (relaxed): clearing is idempotent and a stale |
+// |     |      |                           | bit only costs a confirmation, never a false drop |
+// |   8 |   56 | reserved                  |                                                   |
+// |  64 | 3*8W | bloom words (atomic)      | fetch_or (acq_rel) by producers; see dedup.h      |
+// ---------------------------------------------------------------------------------------------
+struct DedupHeader {
+  std::atomic<std::uint64_t> cleared_through;
+  std::uint8_t reserved[56];
+};
+static_assert(sizeof(DedupHeader) == kCacheLine);
+inline constexpr std::uint32_t kDedupGenerations = 3;
 
 static_assert(std::atomic<std::uint64_t>::is_always_lock_free,
               "cross-process atomics must not fall back to a process-local lock");

@@ -175,7 +175,7 @@ class Producer {
                                 core::Claim* claim) {
     return ring_.try_claim(request, payload_bytes, claim);
   }
-  void commit(core::Claim& claim) { ring_.commit(claim); }
+  core::PublishResult commit(core::Claim& claim) { return ring_.commit(claim); }
   void abort(core::Claim& claim) { ring_.abort(claim); }
 
   // Convenience: raw payload, everything else defaulted.

@@ -1,0 +1,144 @@
+#include "evring/core/dedup.h"
+
+#include <xxhash.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "evring/core/wait.h"
+
+namespace evring::core {
+namespace {
+
+constexpr std::size_t kKeyOffset = kSlotHeaderBytes + offsetof(EnvelopeHeader, idempotency_key);
+constexpr std::size_t kTimeOffset = kSlotHeaderBytes + offsetof(EnvelopeHeader, timestamp_ns);
+// How long a scan waits for a lower slot still being written before giving up on it (its
+// writer is dead or stopped). Giving up can let a duplicate through, never drop an event.
+constexpr std::uint64_t kWriterWaitNs = 2'000'000;
+
+Id128 key_of(const SlotHeader& slot) {
+  Id128 key;
+  std::memcpy(key.bytes.data(), reinterpret_cast<const std::byte*>(&slot) + kKeyOffset, 16);
+  return key;
+}
+std::uint64_t time_of(const SlotHeader& slot) {
+  std::uint64_t t;
+  std::memcpy(&t, reinterpret_cast<const std::byte*>(&slot) + kTimeOffset, 8);
+  return t;
+}
+
+// Clears the array generation g + 1 will use (it held g - 2, which nobody reads any more).
+void clear_ahead(const RingRegion& region, std::uint32_t p, std::uint64_t g) {
+  DedupHeader& h = region.dedup_header(p);
+  std::uint64_t done = h.cleared_through.load(std::memory_order_relaxed);
+  while (done < g + 1) {
+    // Relaxed: a late or repeated clear only leaves stale bits (a false "maybe", confirmed
+    // exactly) or clears bits of a generation nobody reads; never a false drop.
+    if (h.cleared_through.compare_exchange_weak(done, g + 1, std::memory_order_relaxed)) {
+      std::atomic<std::uint64_t>* words = region.bloom(p, g + 1);
+      for (std::uint32_t i = 0; i < region.config().dedup_bloom_words; ++i)
+        words[i].store(0, std::memory_order_relaxed);
+      return;
+    }
+  }
+}
+
+enum class Match : std::uint8_t { kNone, kDuplicate };
+
+bool finished(SlotState st) {
+  return st == SlotState::kPublished || st == SlotState::kAbandoned || st == SlotState::kDuplicate;
+}
+
+// Spins (bounded) while slot q shows `seq <= q` and a state `still(state)` accepts.
+template <typename Still>
+std::uint64_t wait_while(const SlotHeader& slot, std::uint64_t q, std::uint64_t w, Still still) {
+  std::uint64_t deadline = 0;
+  for (std::uint32_t spins = 0; word_sequence(w) <= q && still(word_state(w), word_sequence(w));
+       ++spins) {
+    std::uint64_t now = monotonic_ns();
+    if (deadline == 0) deadline = now + kWriterWaitNs;
+    if (now >= deadline) break;
+    cpu_relax(spins);
+    w = slot.word.load(std::memory_order_acquire);
+  }
+  return w;
+}
+
+// Exact confirmation of a "maybe seen": is an equal key published (or about to be, below us)
+// in the window? Rules, which make exactly one of any set of equal keys win:
+//  - PUBLISHED equal key, any sequence: we are the duplicate;
+//  - PENDING equal key below us: it decides first; wait for it and follow its outcome (if it
+//    is dropped or its writer dies, the key is still unpublished and we go on);
+//  - PENDING above us: it yields to us;  WRITING below us: wait until it is PENDING.
+Match confirm(const RingRegion& region, std::uint32_t p, std::uint64_t seq, const Id128& key,
+              std::uint64_t time_ns) {
+  const RingConfig& c = region.config();
+  const std::uint64_t window = c.dedup_window;
+  const std::uint64_t g = seq / window;
+  const std::uint64_t head = region.partition(p).head.load(std::memory_order_acquire);
+  std::uint64_t lo = g > 0 ? (g - 1) * window : 0;
+  if (head > region.capacity()) lo = std::max(lo, head - region.capacity());
+  for (std::uint64_t q = lo; q < head; ++q) {
+    if (q == seq) continue;
+    const SlotHeader& slot = region.slot(p, q);
+    std::uint64_t w = slot.word.load(std::memory_order_acquire);
+    if (q < seq)  // not yet written (older word) or WRITING: it will reach PENDING
+      w = wait_while(slot, q, w, [q](SlotState st, std::uint64_t s) {
+        return s < q || (st != SlotState::kPending && !finished(st));
+      });
+    if (word_sequence(w) != q) continue;
+    SlotState st = word_state(w);
+    if (st != SlotState::kPublished && !(st == SlotState::kPending && q < seq)) continue;
+    Id128 other = key_of(slot);
+    std::uint64_t other_time = time_of(slot);
+    // Seqlock re-check: the slot must not have been rewritten while we read it.
+    std::atomic_thread_fence(std::memory_order_acquire);
+    if (slot.word.load(std::memory_order_relaxed) != w) continue;
+    if (other != key) continue;
+    if (c.dedup_window_ns && time_ns > other_time && time_ns - other_time > c.dedup_window_ns)
+      continue;  // original too old: outside the time window
+    if (st == SlotState::kPending) {
+      w = wait_while(slot, q, w, [](SlotState s2, std::uint64_t) { return s2 == SlotState::kPending; });
+      if (w != slot_word(q, SlotState::kPublished)) continue;  // dropped, abandoned or stalled
+    }
+    return Match::kDuplicate;
+  }
+  return Match::kNone;
+}
+
+}  // namespace
+
+BloomProbe bloom_probe(const Id128& key, std::uint32_t bloom_words, std::uint32_t bits) {
+  XXH128_hash_t h = XXH3_128bits(key.bytes.data(), key.bytes.size());
+  BloomProbe probe{h.low64 & (bloom_words - 1), 0};
+  std::uint64_t bit_source = h.high64;
+  for (std::uint32_t i = 0; i < bits; ++i) {
+    probe.mask |= std::uint64_t{1} << (bit_source & 63);
+    bit_source = (bit_source >> 6) | (bit_source << 58);
+    if (i == 9) bit_source ^= h.low64 >> 20;  // 64 bits give ten 6-bit picks: refresh
+  }
+  return probe;
+}
+
+DedupVerdict dedup_admit(const RingRegion& region, std::uint32_t p, std::uint64_t seq,
+                         const SlotHeader& slot) {
+  const RingConfig& c = region.config();
+  const std::uint64_t g = seq / c.dedup_window;
+  clear_ahead(region, p, g);
+  const Id128 key = key_of(slot);
+  const BloomProbe probe =
+      bloom_probe(key, c.dedup_bloom_words, region.header().dedup_bloom_bits);
+  // SYNC POINT: acq_rel RMW. Release: our PENDING slot is visible to whoever later sees our
+  // bits; acquire: we see the PENDING slot of whoever set them before us.
+  std::uint64_t before = region.bloom(p, g)[probe.word].fetch_or(probe.mask, std::memory_order_acq_rel);
+  bool maybe = (before & probe.mask) == probe.mask;
+  if (!maybe && g > 0) {
+    std::uint64_t previous = region.bloom(p, g - 1)[probe.word].load(std::memory_order_acquire);
+    maybe = (previous & probe.mask) == probe.mask;
+  }
+  if (!maybe) return DedupVerdict::kNew;  // certainly new: no equal key in this window
+  return confirm(region, p, seq, key, time_of(slot)) == Match::kDuplicate ? DedupVerdict::kDuplicate
+                                                                          : DedupVerdict::kNew;
+}
+
+}  // namespace evring::core

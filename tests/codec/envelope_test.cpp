@@ -1,0 +1,261 @@
+// Unit tests for evring/codec/envelope.h: encode/decode round trip and validation of untrusted
+// bytes (every single-byte corruption of a small envelope must be caught).
+#include "evring/codec/envelope.h"
+
+#include <gtest/gtest.h>
+#include <xxhash.h>
+
+#include <cstring>
+#include <set>
+#include <string>
+#include <vector>
+
+namespace evring {
+namespace {
+
+std::span<const std::byte> bytes_of(std::string_view s) {
+  return std::as_bytes(std::span(s.data(), s.size()));
+}
+
+Id128 id_of(const char* hex) { return Id128::parse(hex).value(); }
+
+// A header with a distinct value in every field.
+EnvelopeHeader sample_header() {
+  EnvelopeHeader h{};
+  h.type_id = 0x1234;
+  h.schema_version = 0x0203;
+  h.producer_id = 0x0405;
+  h.classification = static_cast<std::uint8_t>(Classification::kConfidential);
+  h.content_type = static_cast<std::uint8_t>(ContentType::kJson);
+  h.flags = kHasRevision | kBridgedIn;
+  h.key_id = 0x0607;
+  h.timestamp_ns = 0x1122334455667788ull;
+  h.sequence = 0x99AABBCCDDEEFF00ull;
+  h.event_id = id_of("0189abcd-ef01-7234-8567-89abcdef0123");
+  h.idempotency_key = id_of("11111111-2222-3333-4444-555555555555");
+  h.correlation_id = id_of("4bf92f3577b34da6a3ce929d0e0e4736");
+  h.causation_id = id_of("0189abcd-ef00-7000-8000-000000000001");
+  h.entity_key_hash = 0xCAFEBABEDEADBEEFull;
+  h.entity_revision = 77;
+  h.origin_host = 0xA0B0C0D0;
+  return h;
+}
+
+std::vector<std::byte> encode(const EnvelopeHeader& h, std::string_view key,
+                              std::string_view payload) {
+  std::vector<std::byte> out(envelope_bytes(key.size(), payload.size()));
+  std::size_t n = encode_envelope(out, h, bytes_of(key), bytes_of(payload));
+  EXPECT_EQ(n, out.size());
+  return out;
+}
+
+TEST(EnvelopeTest, RoundTripsEveryField) {
+  EnvelopeHeader in = sample_header();
+  in.format_version = 999;  // encode owns these four
+  in.header_bytes = 7;
+  in.payload_bytes = 1;
+  in.entity_key_bytes = 1;
+  in.reserved = 0xFFFF;
+  const std::string key = "conversation-42", payload = "{\"text\":\"hello\"}";
+  auto bytes = encode(in, key, payload);
+  ASSERT_EQ(bytes.size(), 128 + key.size() + payload.size());
+
+  EnvelopeView v;
+  ASSERT_EQ(decode_envelope(bytes, &v), EnvelopeCheck::kOk);
+  const EnvelopeHeader& h = v.header;
+  EXPECT_EQ(h.format_version, kEnvelopeFormatVersion);
+  EXPECT_EQ(h.header_bytes, kEnvelopeHeaderBytes);
+  EXPECT_EQ(h.type_id, in.type_id);
+  EXPECT_EQ(h.schema_version, in.schema_version);
+  EXPECT_EQ(h.producer_id, in.producer_id);
+  EXPECT_EQ(h.classification, in.classification);
+  EXPECT_EQ(h.content_type, in.content_type);
+  EXPECT_EQ(h.flags, in.flags);
+  EXPECT_EQ(h.key_id, in.key_id);
+  EXPECT_EQ(h.timestamp_ns, in.timestamp_ns);
+  EXPECT_EQ(h.sequence, in.sequence);
+  EXPECT_EQ(h.event_id, in.event_id);
+  EXPECT_EQ(h.idempotency_key, in.idempotency_key);
+  EXPECT_EQ(h.correlation_id, in.correlation_id);
+  EXPECT_EQ(h.causation_id, in.causation_id);
+  EXPECT_EQ(h.entity_key_hash, in.entity_key_hash);
+  EXPECT_EQ(h.entity_revision, in.entity_revision);
+  EXPECT_EQ(h.payload_bytes, payload.size());
+  EXPECT_EQ(h.entity_key_bytes, key.size());
+  EXPECT_EQ(h.reserved, 0);
+  EXPECT_EQ(h.origin_host, in.origin_host);
+  EXPECT_EQ(v.key_text(), key);
+  EXPECT_EQ(v.payload_text(), payload);
+  // The views point into the buffer, not into a copy.
+  EXPECT_EQ(v.key.data(), bytes.data() + 128);
+  EXPECT_EQ(v.payload.data(), bytes.data() + 128 + key.size());
+}
+
+TEST(EnvelopeTest, RoundTripsEmptyKeyAndPayload) {
+  auto bytes = encode(sample_header(), "", "");
+  ASSERT_EQ(bytes.size(), 128u);
+  EnvelopeView v;
+  ASSERT_EQ(decode_envelope(bytes, &v), EnvelopeCheck::kOk);
+  EXPECT_TRUE(v.key.empty());
+  EXPECT_TRUE(v.payload.empty());
+}
+
+TEST(EnvelopeTest, DecodesFromALargerBufferSuchAsASlot) {
+  EnvelopeHeader h = sample_header();
+  std::vector<std::byte> slot(512, std::byte{0xEE});
+  std::size_t n = encode_envelope(slot, h, bytes_of("k"), bytes_of("payload"));
+  ASSERT_EQ(n, 128u + 1 + 7);
+  EnvelopeView v;
+  ASSERT_EQ(decode_envelope(slot, &v), EnvelopeCheck::kOk);
+  EXPECT_EQ(v.payload_text(), "payload");
+}
+
+TEST(EnvelopeTest, RejectsFewerBytesThanAHeader) {
+  auto bytes = encode(sample_header(), "k", "p");
+  EnvelopeView v;
+  for (std::size_t n : {std::size_t{0}, std::size_t{1}, std::size_t{127}})
+    EXPECT_EQ(decode_envelope(std::span(bytes).first(n), &v), EnvelopeCheck::kTruncated) << n;
+}
+
+TEST(EnvelopeTest, RejectsKeyAndPayloadLongerThanTheBuffer) {
+  auto bytes = encode(sample_header(), "key", "payload");
+  EnvelopeView v;
+  for (std::size_t cut = 1; cut <= 10; ++cut)
+    EXPECT_EQ(decode_envelope(std::span(bytes).first(bytes.size() - cut), &v),
+              EnvelopeCheck::kBadLength)
+        << cut;
+  // Lengths that claim more than exists, resealed so only the length check can catch them.
+  for (std::uint32_t claimed : {8u, 1000u, 0xFFFFFFFFu}) {
+    auto b = bytes;
+    std::memcpy(b.data() + offsetof(EnvelopeHeader, payload_bytes), &claimed, 4);
+    EXPECT_EQ(decode_envelope(b, &v), EnvelopeCheck::kBadLength) << claimed;
+  }
+  auto b = bytes;
+  std::uint16_t key_len = 0xFFFF;
+  std::memcpy(b.data() + offsetof(EnvelopeHeader, entity_key_bytes), &key_len, 2);
+  EXPECT_EQ(decode_envelope(b, &v), EnvelopeCheck::kBadLength);
+}
+
+TEST(EnvelopeTest, RejectsUnknownFormatVersion) {
+  EnvelopeView v;
+  const std::uint16_t versions[] = {0, 2, 0xFFFF};
+  for (std::uint16_t version : versions) {
+    auto bytes = encode(sample_header(), "k", "p");
+    std::memcpy(bytes.data(), &version, 2);
+    EXPECT_EQ(decode_envelope(bytes, &v), EnvelopeCheck::kBadVersion) << version;
+  }
+}
+
+TEST(EnvelopeTest, RejectsHeaderSizeBelowTheHeaderOrBeyondTheBuffer) {
+  EnvelopeView v;
+  const std::uint16_t sizes[] = {0, 1, 127, 200, 0xFFFF};
+  for (std::uint16_t hb : sizes) {
+    auto bytes = encode(sample_header(), "k", "p");  // 130 bytes
+    std::memcpy(bytes.data() + 2, &hb, 2);
+    EXPECT_EQ(decode_envelope(bytes, &v), EnvelopeCheck::kBadHeaderSize) << hb;
+  }
+}
+
+// A newer writer may append header fields: header_bytes moves the key, the checksum still
+// covers bytes 0..123 plus key and payload, and this reader skips the extra bytes.
+TEST(EnvelopeTest, SkipsHeaderFieldsAppendedByANewerWriter) {
+  const std::string key = "entity", payload = "body";
+  std::vector<std::byte> bytes(136 + key.size() + payload.size());
+  EnvelopeHeader h = sample_header();
+  h.format_version = kEnvelopeFormatVersion;
+  h.header_bytes = 136;
+  h.entity_key_bytes = static_cast<std::uint16_t>(key.size());
+  h.payload_bytes = static_cast<std::uint32_t>(payload.size());
+  std::memcpy(bytes.data(), &h, sizeof h);
+  std::memset(bytes.data() + 128, 0x5A, 8);
+  std::memcpy(bytes.data() + 136, key.data(), key.size());
+  std::memcpy(bytes.data() + 136 + key.size(), payload.data(), payload.size());
+  seal_envelope(bytes);
+  EnvelopeView v;
+  ASSERT_EQ(decode_envelope(bytes, &v), EnvelopeCheck::kOk);
+  EXPECT_EQ(v.key_text(), key);
+  EXPECT_EQ(v.payload_text(), payload);
+}
+
+TEST(EnvelopeTest, SealRecomputesTheChecksumAfterAnInPlaceWrite) {
+  auto bytes = encode(sample_header(), "key", "payload");
+  EnvelopeView v;
+  bytes.back() = std::byte{'X'};
+  ASSERT_EQ(decode_envelope(bytes, &v), EnvelopeCheck::kBadChecksum);
+  seal_envelope(bytes);
+  ASSERT_EQ(decode_envelope(bytes, &v), EnvelopeCheck::kOk);
+  EXPECT_EQ(v.payload_text(), "payloaX");
+}
+
+// Every single-byte corruption of an envelope is refused: header (checksum or a structural
+// check), key and payload (checksum), and the checksum field itself.
+TEST(EnvelopeTest, RejectsAFlippedByteAtEveryPosition) {
+  const auto good = encode(sample_header(), "order-7", "{\"n\":1}");
+  EnvelopeView v;
+  ASSERT_EQ(decode_envelope(good, &v), EnvelopeCheck::kOk);
+  for (std::size_t i = 0; i < good.size(); ++i) {
+    const std::uint8_t masks[] = {0x01, 0x80, 0xFF};
+    for (std::uint8_t mask : masks) {
+      auto bad = good;
+      bad[i] ^= std::byte{mask};
+      EnvelopeCheck check = decode_envelope(bad, &v);
+      EXPECT_NE(check, EnvelopeCheck::kOk) << "byte " << i << " ^ " << int{mask};
+      const bool structural = i < 4 || (i >= 112 && i < 118);  // version, sizes, lengths
+      if (!structural) {
+        EXPECT_EQ(check, EnvelopeCheck::kBadChecksum) << "byte " << i << " ^ " << int{mask};
+      }
+    }
+  }
+}
+
+TEST(EnvelopeTest, ChecksumIsTheDocumentedXxh3Chain) {
+  const std::string key = "k1", payload = "p1";
+  auto bytes = encode(sample_header(), key, payload);
+  std::uint64_t seed = XXH3_64bits(bytes.data(), 124);
+  std::uint64_t full = XXH3_64bits_withSeed(bytes.data() + 128, key.size() + payload.size(), seed);
+  std::uint32_t stored;
+  std::memcpy(&stored, bytes.data() + 124, 4);
+  EXPECT_EQ(stored, static_cast<std::uint32_t>(full));
+}
+
+TEST(EnvelopeTest, EntityKeyHashIsXxh3Of64Bits) {
+  const std::string key = "conversation-42";
+  EXPECT_EQ(entity_key_hash(key), XXH3_64bits(key.data(), key.size()));
+  EXPECT_EQ(entity_key_hash(bytes_of(key)), entity_key_hash(key));
+  EXPECT_NE(entity_key_hash("a"), entity_key_hash("b"));
+}
+
+TEST(EnvelopeTest, EveryCheckHasADistinctDescription) {
+  std::set<std::string> seen;
+  for (int c = 0; c <= 5; ++c) {
+    std::string d(describe(static_cast<EnvelopeCheck>(c)));
+    EXPECT_FALSE(d.empty());
+    EXPECT_NE(d, "invalid check");
+    seen.insert(d);
+  }
+  EXPECT_EQ(seen.size(), 6u);
+}
+
+TEST(ClassificationTest, NamesRoundTripAndPhiMeansRestricted) {
+  for (int i = 0; i <= 3; ++i) {
+    auto c = static_cast<Classification>(i);
+    auto parsed = parse_classification(classification_name(c));
+    ASSERT_TRUE(parsed.ok()) << classification_name(c);
+    EXPECT_EQ(parsed.value(), c);
+  }
+  EXPECT_EQ(parse_classification("phi").value(), Classification::kRestricted);
+  auto bad = parse_classification("secret");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.status().code(), Code::kInvalidArgument);
+  EXPECT_NE(bad.status().message().find("secret"), std::string::npos);
+  EXPECT_EQ(classification_name(static_cast<Classification>(9)), "invalid");
+}
+
+TEST(ContentTypeTest, HasNames) {
+  EXPECT_EQ(content_type_name(ContentType::kRaw), "raw");
+  EXPECT_EQ(content_type_name(ContentType::kJson), "json");
+  EXPECT_EQ(content_type_name(ContentType::kSchema), "schema");
+}
+
+}  // namespace
+}  // namespace evring

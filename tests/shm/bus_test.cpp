@@ -1,0 +1,680 @@
+// Tests for evring/shm/bus.h over real /dev/shm segments: lifecycle, validation of names,
+// options and untrusted segment bytes, the producer/type/consumer registries, permissions and
+// liveness (a SIGKILLed consumer process).
+#include "evring/shm/bus.h"
+
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <poll.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <thread>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "evring/shm/segment_layout.h"
+#include "shm/test_bus.h"
+
+namespace evring {
+namespace {
+
+using testing::BusNameGuard;
+using testing::fork_child;
+using testing::object_exists;
+using testing::small_options;
+using testing::tag;
+using testing::TestBus;
+using testing::unique_bus_name;
+using testing::wait_child;
+
+void expect_status(const Status& s, Code code, const std::string& must_mention = "") {
+  EXPECT_EQ(s.code(), code) << s.to_string();
+  if (!must_mention.empty()) {
+    EXPECT_NE(s.message().find(must_mention), std::string::npos)
+        << "message '" << s.message() << "' should mention '" << must_mention << "'";
+  }
+}
+
+void pwrite_at(const std::string& bus, off_t offset, const void* data, std::size_t n) {
+  const int fd = ::open(Bus::object_path(bus).c_str(), O_RDWR);
+  ASSERT_GE(fd, 0) << std::strerror(errno);
+  EXPECT_EQ(::pwrite(fd, data, n, offset), static_cast<ssize_t>(n));
+  ::close(fd);
+}
+
+std::vector<std::string> drain_payloads(Consumer& consumer) {
+  std::vector<std::string> out;
+  for (int i = 0; i < 1000; ++i) {
+    auto r = consumer.poll([&](const core::Event& e) { out.emplace_back(e.view.payload_text()); });
+    if (r.delivered == 0 && r.skipped == 0 && r.gaps == 0) break;
+  }
+  return out;
+}
+
+// ------------------------------------------------------------------------------ lifecycle
+
+TEST(BusTest, CreatesOpensListsAndRemovesABus) {
+  BusNameGuard name(unique_bus_name());
+  BusOptions options = small_options(3, 32);
+  {
+    auto created = Bus::create(name.name(), options);
+    ASSERT_TRUE(created.ok()) << created.status().to_string();
+    EXPECT_EQ((*created)->name(), name.name());
+    EXPECT_TRUE(object_exists(name.name()));
+    EXPECT_EQ(Bus::object_path(name.name()), "/dev/shm/evring." + name.name());
+
+    auto opened = Bus::open(name.name());
+    ASSERT_TRUE(opened.ok()) << opened.status().to_string();
+    const core::RingConfig& c = (*opened)->ring().config();
+    EXPECT_EQ(c.partitions, 3u);
+    EXPECT_EQ(c.slots_per_partition, 32u);
+    EXPECT_EQ(c.slot_bytes, 512u);
+    EXPECT_EQ(c.max_consumers, 8u);
+    EXPECT_EQ((*opened)->header().creator_pid, static_cast<std::uint32_t>(::getpid()));
+    EXPECT_FALSE((*opened)->read_only());
+
+    std::vector<BusSummary> all = Bus::list();
+    auto it = std::find_if(all.begin(), all.end(),
+                           [&](const BusSummary& s) { return s.name == name.name(); });
+    ASSERT_NE(it, all.end()) << "list() must show the new bus";
+    EXPECT_TRUE(it->status.is_ok()) << it->status.to_string();
+    EXPECT_EQ(it->path, Bus::object_path(name.name()));
+    EXPECT_EQ(it->ring.partitions, 3u);
+    EXPECT_EQ(it->creator_pid, ::getpid());
+    EXPECT_TRUE(it->creator_alive);
+    EXPECT_FALSE(it->stale());
+    EXPECT_EQ(it->bytes, (*opened)->header().segment_bytes);
+  }
+  EXPECT_TRUE(Bus::remove(name.name()).is_ok());
+  EXPECT_FALSE(object_exists(name.name()));
+  expect_status(Bus::open(name.name()).status(), Code::kNotFound, name.name());
+  expect_status(Bus::remove(name.name()), Code::kNotFound, name.name());
+  std::vector<BusSummary> all = Bus::list();
+  EXPECT_TRUE(std::none_of(all.begin(), all.end(),
+                           [&](const BusSummary& s) { return s.name == name.name(); }));
+}
+
+TEST(BusTest, CreateOfAnExistingBusIsAlreadyExistsAndLeavesItUntouched) {
+  TestBus bus(small_options(2, 64));
+  ASSERT_TRUE(bus.ok());
+  auto producer = bus->producer("chat");
+  ASSERT_TRUE(producer.ok()) << producer.status().to_string();
+  auto type = (*producer)->resolve("chat.message.created");
+  ASSERT_TRUE(type.ok());
+  ASSERT_EQ((*producer)->publish(type.value(), "c-1", "kept"), core::PublishResult::kOk);
+  const std::uint64_t bytes = bus->header().segment_bytes;
+
+  auto again = Bus::create(bus.name(), small_options(4, 128));
+  ASSERT_FALSE(again.ok());
+  expect_status(again.status(), Code::kAlreadyExists, bus.name());
+
+  auto opened = Bus::open(bus.name());
+  ASSERT_TRUE(opened.ok()) << opened.status().to_string();
+  EXPECT_EQ((*opened)->ring().config().partitions, 2u);
+  EXPECT_EQ((*opened)->header().segment_bytes, bytes);
+  EXPECT_TRUE((*opened)->find_type("chat.message.created").ok());
+  auto consumer = (*opened)->consumer("reader");
+  ASSERT_TRUE(consumer.ok()) << consumer.status().to_string();
+  EXPECT_EQ(drain_payloads(**consumer), std::vector<std::string>{"kept"});
+}
+
+TEST(BusTest, OpenOfAMissingBusIsNotFoundNamingIt) {
+  const std::string name = unique_bus_name();
+  auto r = Bus::open(name);
+  ASSERT_FALSE(r.ok());
+  expect_status(r.status(), Code::kNotFound, "'" + name + "'");
+  EXPECT_FALSE(object_exists(name));
+}
+
+TEST(BusTest, RefusesBadBusNamesNamingTheBadCharacter) {
+  struct Case {
+    std::string name, mention;
+  } cases[] = {
+      {"a/b", "'/'"},         {"a b", "' '"},        {"bus*", "'*'"},
+      {"ümlaut", "contains"}, {".hidden", "'.'"},    {"-dash", "'-'"},
+      {"", "1..48"},          {std::string(49, 'x'), "1..48"},
+  };
+  for (const auto& c : cases) {
+    expect_status(Bus::validate_name(c.name), Code::kInvalidArgument, c.mention);
+    auto created = Bus::create(c.name, small_options());
+    ASSERT_FALSE(created.ok()) << c.name;
+    expect_status(created.status(), Code::kInvalidArgument, c.mention);
+    expect_status(Bus::open(c.name).status(), Code::kInvalidArgument, c.mention);
+    expect_status(Bus::remove(c.name), Code::kInvalidArgument, c.mention);
+  }
+  EXPECT_TRUE(Bus::validate_name(std::string(48, 'x')).is_ok());
+  EXPECT_TRUE(Bus::validate_name("Orders_v2.eu-west").is_ok());
+}
+
+TEST(BusTest, RefusesBadOptionsNamingTheFieldAndLeavesNoObject) {
+  struct Case {
+    BusOptions options;
+    std::string mention;
+  };
+  std::vector<Case> cases;
+  BusOptions o = small_options();
+  o.ring.partitions = 0;
+  cases.push_back({o, "partitions"});
+  o = small_options();
+  o.ring.slots_per_partition = 100;
+  cases.push_back({o, "slots per partition"});
+  o = small_options();
+  o.ring.slot_bytes = 100;
+  cases.push_back({o, "slot size"});
+  o = small_options();
+  o.ring.max_consumers = 0;
+  cases.push_back({o, "max consumers"});
+  o = small_options();
+  o.max_producers = 0;
+  cases.push_back({o, "max producers"});
+  o = small_options();
+  o.max_types = 70000;
+  cases.push_back({o, "max event types"});
+  o = small_options();
+  o.mode = 04755;
+  cases.push_back({o, "mode"});
+  for (const auto& c : cases) {
+    BusNameGuard name(unique_bus_name());
+    auto created = Bus::create(name.name(), c.options);
+    ASSERT_FALSE(created.ok()) << c.mention;
+    expect_status(created.status(), Code::kInvalidArgument, c.mention);
+    EXPECT_FALSE(object_exists(name.name())) << "no /dev/shm object after refusing " << c.mention;
+  }
+}
+
+// ------------------------------------------------------------------- untrusted segment bytes
+
+TEST(BusTest, OpenRefusesAnotherSegmentLayoutVersion) {
+  TestBus bus;
+  ASSERT_TRUE(bus.ok());
+  const std::uint32_t other = shm::kSegmentLayoutVersion + 1;
+  pwrite_at(bus.name(), offsetof(shm::SegmentHeader, layout_version), &other, sizeof other);
+  auto r = Bus::open(bus.name());
+  ASSERT_FALSE(r.ok());
+  expect_status(r.status(), Code::kLayoutMismatch, "segment layout 2");
+  const std::uint32_t ours = shm::kSegmentLayoutVersion;
+  pwrite_at(bus.name(), offsetof(shm::SegmentHeader, layout_version), &ours, sizeof ours);
+  EXPECT_TRUE(Bus::open(bus.name()).ok()) << "restoring the version makes it readable again";
+}
+
+TEST(BusTest, OpenRefusesAnotherRingLayoutVersion) {
+  TestBus bus;
+  ASSERT_TRUE(bus.ok());
+  const std::uint32_t other = 77;
+  pwrite_at(bus.name(), offsetof(shm::SegmentHeader, ring_layout_version), &other, sizeof other);
+  expect_status(Bus::open(bus.name()).status(), Code::kLayoutMismatch, "ring layout 77");
+}
+
+TEST(BusTest, OpenRefusesBadMagicAsLayoutMismatch) {
+  TestBus bus;
+  ASSERT_TRUE(bus.ok());
+  pwrite_at(bus.name(), 0, "NOTOURS!", 8);
+  expect_status(Bus::open(bus.name()).status(), Code::kLayoutMismatch, "magic");
+}
+
+TEST(BusTest, OpenReportsATruncatedSegmentAsCorruption) {
+  TestBus bus;
+  ASSERT_TRUE(bus.ok());
+  bus.unmap();  // our own mapping must not outlive the pages we cut off
+  for (off_t size : {off_t{100}, off_t{4096}}) {
+    const int fd = ::open(Bus::object_path(bus.name()).c_str(), O_RDWR);
+    ASSERT_GE(fd, 0);
+    ASSERT_EQ(::ftruncate(fd, size), 0);
+    ::close(fd);
+    auto r = Bus::open(bus.name());
+    ASSERT_FALSE(r.ok()) << size;
+    expect_status(r.status(), Code::kCorruption, bus.name());
+  }
+}
+
+TEST(BusTest, OpenReportsOffsetsOutsideTheSegmentAsCorruption) {
+  TestBus bus;
+  ASSERT_TRUE(bus.ok());
+  const std::uint64_t huge = 1ull << 40;
+  pwrite_at(bus.name(), offsetof(shm::SegmentHeader, types_offset), &huge, sizeof huge);
+  expect_status(Bus::open(bus.name()).status(), Code::kCorruption, "offsets");
+}
+
+TEST(BusTest, OpenReportsAnInvalidRingHeaderAsCorruption) {
+  TestBus bus;
+  ASSERT_TRUE(bus.ok());
+  const std::uint64_t ring_offset = bus->header().ring_offset;
+  const std::uint32_t slots = 100;  // not a power of two
+  pwrite_at(bus.name(), static_cast<off_t>(ring_offset + offsetof(core::RingHeader, slots_per_partition)),
+            &slots, sizeof slots);
+  expect_status(Bus::open(bus.name()).status(), Code::kCorruption, "ring header");
+}
+
+TEST(BusTest, ReadOnlyOpenRefusesRegistryWrites) {
+  TestBus bus;
+  ASSERT_TRUE(bus.ok());
+  ASSERT_TRUE(bus->register_type("chat.message.created").ok());
+  auto ro = Bus::open(bus.name(), Access::kReadOnly);
+  ASSERT_TRUE(ro.ok()) << ro.status().to_string();
+  EXPECT_TRUE((*ro)->read_only());
+  expect_status((*ro)->producer("chat").status(), Code::kPermissionDenied, "read-only");
+  expect_status((*ro)->consumer("audit").status(), Code::kPermissionDenied, "read-only");
+  expect_status((*ro)->register_type("chat.message.deleted").status(), Code::kPermissionDenied);
+  EXPECT_EQ((*ro)->types().size(), 1u) << "reading works";
+}
+
+// ------------------------------------------------------------------------------ producers
+
+TEST(BusProducerTest, DefaultDomainIsTheServiceName) {
+  TestBus bus;
+  ASSERT_TRUE(bus.ok());
+  auto p = bus->producer("chat");
+  ASSERT_TRUE(p.ok()) << p.status().to_string();
+  EXPECT_EQ((*p)->domains(), std::vector<std::string>{"chat"});
+  EXPECT_EQ((*p)->service(), "chat");
+  EXPECT_TRUE((*p)->resolve("chat.message.created").ok());
+  auto info = bus->producer_info((*p)->id());
+  ASSERT_TRUE(info.ok());
+  EXPECT_EQ(info->service, "chat");
+  EXPECT_EQ(info->domains, std::vector<std::string>{"chat"});
+  EXPECT_EQ(info->pid, ::getpid());
+  EXPECT_TRUE(info->alive);
+  expect_status(bus->producer_info(0).status(), Code::kNotFound);
+  expect_status(bus->producer_info(15).status(), Code::kNotFound, "not registered");
+}
+
+TEST(BusProducerTest, ServiceThatIsNotAValidDomainMustNameItsDomains) {
+  TestBus bus;
+  ASSERT_TRUE(bus.ok());
+  expect_status(bus->producer("Chat-Svc").status(), Code::kInvalidArgument, "'Chat-Svc'");
+  expect_status(bus->producer("chat.svc").status(), Code::kInvalidArgument, "domain");
+  expect_status(bus->producer("bad service").status(), Code::kInvalidArgument, "' '");
+  expect_status(bus->producer("svc", {"Chat"}).status(), Code::kInvalidArgument, "domain 'Chat'");
+  auto p = bus->producer("Chat-Svc", {"chat", "dm", "chat"});
+  ASSERT_TRUE(p.ok()) << p.status().to_string();
+  EXPECT_EQ((*p)->domains(), (std::vector<std::string>{"chat", "dm"}));
+}
+
+TEST(BusProducerTest, DomainOwnedByAnotherServiceIsRefusedNamingTheOwner) {
+  TestBus bus;
+  ASSERT_TRUE(bus.ok());
+  ASSERT_TRUE(bus->producer("billing", {"sales"}).ok());
+  auto other = bus->producer("crm", {"crm", "sales"});
+  ASSERT_FALSE(other.ok());
+  expect_status(other.status(), Code::kDomainNotOwned, "domain 'sales' is owned by service 'billing'");
+  EXPECT_TRUE(bus->producer("crm", {"crm"}).ok());
+}
+
+TEST(BusProducerTest, SameServiceWithOtherDomainsIsRefused) {
+  TestBus bus;
+  ASSERT_TRUE(bus.ok());
+  auto first = bus->producer("billing", {"sales"});
+  ASSERT_TRUE(first.ok());
+  auto other = bus->producer("billing", {"invoices", "sales"});
+  ASSERT_FALSE(other.ok());
+  expect_status(other.status(), Code::kDomainNotOwned, "'billing' owns domains [sales]");
+  auto same = bus->producer("billing", {"sales"});
+  ASSERT_TRUE(same.ok()) << "the same service with the same domains may register again";
+  EXPECT_EQ((*same)->id(), (*first)->id()) << "same process: the registry entry is reused";
+}
+
+TEST(BusProducerTest, ResolveOfAnotherDomainsEventIsRefusedNamingTheDomain) {
+  TestBus bus;
+  ASSERT_TRUE(bus.ok());
+  auto chat = bus->producer("chat");
+  ASSERT_TRUE(chat.ok());
+  auto r = (*chat)->resolve("sales.lead.created");
+  ASSERT_FALSE(r.ok());
+  expect_status(r.status(), Code::kDomainNotOwned, "domain 'sales'");
+  expect_status((*chat)->resolve("chat").status(), Code::kInvalidArgument, "two");
+  EXPECT_FALSE(bus->find_type("sales.lead.created").ok()) << "a refused resolve registers nothing";
+}
+
+TEST(BusProducerTest, HotPathRefusesTypesTheProducerDidNotResolve) {
+  TestBus bus;
+  ASSERT_TRUE(bus.ok());
+  auto sales = bus->producer("sales");
+  auto chat = bus->producer("chat");
+  ASSERT_TRUE(sales.ok() && chat.ok());
+  auto lead = (*sales)->resolve("sales.lead.created");
+  ASSERT_TRUE(lead.ok());
+  EXPECT_EQ((*chat)->publish(lead.value(), "k", "x"), core::PublishResult::kUnknownType);
+  EXPECT_EQ((*chat)->publish(0, "k", "x"), core::PublishResult::kUnknownType);
+  EXPECT_EQ((*sales)->publish(lead.value(), "k", "x"), core::PublishResult::kOk);
+}
+
+TEST(BusProducerTest, ProducerRegistryFull) {
+  BusOptions o = small_options();
+  o.max_producers = 2;
+  TestBus bus(o);
+  ASSERT_TRUE(bus.ok());
+  ASSERT_TRUE(bus->producer("a").ok());
+  ASSERT_TRUE(bus->producer("b").ok());
+  expect_status(bus->producer("c").status(), Code::kResourceExhausted, "full");
+  EXPECT_EQ(bus->producers().size(), 2u);
+}
+
+TEST(BusProducerTest, PublishedEventCarriesTheResolvedTypeAndProducer) {
+  TestBus bus;
+  ASSERT_TRUE(bus.ok());
+  auto consumer = bus->consumer("audit");
+  ASSERT_TRUE(consumer.ok());
+  auto p = bus->producer("chat");
+  ASSERT_TRUE(p.ok());
+  auto type = (*p)->resolve("chat.message.created", 3, Classification::kConfidential);
+  ASSERT_TRUE(type.ok());
+  ASSERT_EQ((*p)->publish(type.value(), "conv-1", "{\"t\":\"hi\"}", ContentType::kJson),
+            core::PublishResult::kOk);
+  int calls = 0;
+  (void)(*consumer)->poll([&](const core::Event& e) {
+    ++calls;
+    EXPECT_EQ(e.view.header.type_id, type.value());
+    EXPECT_EQ(e.view.header.schema_version, 3);
+    EXPECT_EQ(e.view.header.classification, static_cast<std::uint8_t>(Classification::kConfidential));
+    EXPECT_EQ(e.view.header.content_type, static_cast<std::uint8_t>(ContentType::kJson));
+    EXPECT_EQ(e.view.header.producer_id, (*p)->id());
+    EXPECT_EQ(e.view.key_text(), "conv-1");
+    EXPECT_EQ(e.view.payload_text(), "{\"t\":\"hi\"}");
+  });
+  EXPECT_EQ(calls, 1);
+}
+
+// ------------------------------------------------------------------------------ event types
+
+TEST(BusTypeTest, RegistrationIsIdempotentAndReadable) {
+  TestBus bus;
+  ASSERT_TRUE(bus.ok());
+  auto a = bus->register_type("chat.message.created", 2, Classification::kRestricted);
+  ASSERT_TRUE(a.ok()) << a.status().to_string();
+  auto b = bus->register_type("chat.message.deleted");
+  ASSERT_TRUE(b.ok());
+  EXPECT_NE(a.value(), b.value());
+  auto again = bus->register_type("chat.message.created", 2, Classification::kRestricted);
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(again.value(), a.value());
+  EXPECT_EQ(bus->find_type("chat.message.created").value(), a.value());
+  auto info = bus->type_info(a.value());
+  ASSERT_TRUE(info.ok());
+  EXPECT_EQ(info->name, "chat.message.created");
+  EXPECT_EQ(info->schema_version, 2);
+  EXPECT_EQ(info->classification, Classification::kRestricted);
+  EXPECT_EQ(bus->types().size(), 2u);
+  // Visible through another mapping too.
+  auto other = Bus::open(bus.name());
+  ASSERT_TRUE(other.ok());
+  EXPECT_EQ((*other)->find_type("chat.message.deleted").value(), b.value());
+}
+
+TEST(BusTypeTest, RefusesBadTypesAndUnknownIds) {
+  TestBus bus;
+  ASSERT_TRUE(bus.ok());
+  expect_status(bus->register_type("Chat.x").status(), Code::kInvalidArgument, "'Chat'");
+  expect_status(bus->register_type("chat.x", 0).status(), Code::kInvalidArgument, "schema");
+  expect_status(bus->find_type("chat.nothing").status(), Code::kUnknownEventType, "chat.nothing");
+  expect_status(bus->type_info(0).status(), Code::kUnknownEventType);
+  expect_status(bus->type_info(33).status(), Code::kUnknownEventType, "out of range");
+  expect_status(bus->type_info(5).status(), Code::kUnknownEventType, "not registered");
+}
+
+TEST(BusTypeTest, TypeTableFull) {
+  BusOptions o = small_options();
+  o.max_types = 2;
+  TestBus bus(o);
+  ASSERT_TRUE(bus.ok());
+  auto a = bus->register_type("a.one");
+  ASSERT_TRUE(a.ok());
+  ASSERT_TRUE(bus->register_type("a.two").ok());
+  expect_status(bus->register_type("a.three").status(), Code::kResourceExhausted, "full");
+  auto p = bus->producer("a");
+  ASSERT_TRUE(p.ok());
+  expect_status((*p)->resolve("a.four").status(), Code::kResourceExhausted, "full");
+  auto again = bus->register_type("a.one");
+  ASSERT_TRUE(again.ok()) << "an existing type resolves even when the table is full";
+  EXPECT_EQ(again.value(), a.value());
+}
+
+// ------------------------------------------------------------------------------ consumers
+
+TEST(BusConsumerTest, AttachingTheSameNameTwiceInOneProcessIsRefusedWhileTheFirstLives) {
+  TestBus bus;
+  ASSERT_TRUE(bus.ok());
+  auto first = bus->consumer("worker");
+  ASSERT_TRUE(first.ok()) << first.status().to_string();
+  auto second = bus->consumer("worker");
+  ASSERT_FALSE(second.ok());
+  expect_status(second.status(), Code::kUnavailable, std::to_string(::getpid()));
+  EXPECT_TRUE(bus->consumer("other").ok()) << "other names are independent";
+  const std::uint32_t index = (*first)->index();
+  first.value().reset();
+  auto third = bus->consumer("worker");
+  ASSERT_TRUE(third.ok()) << third.status().to_string();
+  EXPECT_EQ((*third)->index(), index) << "the durable consumer keeps its index";
+}
+
+TEST(BusConsumerTest, RefusesBadConsumerNamesAndPatterns) {
+  TestBus bus;
+  ASSERT_TRUE(bus.ok());
+  expect_status(bus->consumer("bad name").status(), Code::kInvalidArgument, "' '");
+  Bus::ConsumerOptions o;
+  o.filter = "chat.>.x";
+  expect_status(bus->consumer("audit", o).status(), Code::kInvalidArgument, "'>'");
+  EXPECT_TRUE(bus->consumers().empty()) << "refusals register nothing";
+}
+
+TEST(BusConsumerTest, ConsumerRegistryFull) {
+  TestBus bus;  // 8 consumers
+  ASSERT_TRUE(bus.ok());
+  std::vector<std::unique_ptr<Consumer>> held;
+  for (int i = 0; i < 8; ++i) {
+    auto c = bus->consumer(tag("c", i));
+    ASSERT_TRUE(c.ok()) << i;
+    held.push_back(std::move(c.value()));
+  }
+  expect_status(bus->consumer("c8").status(), Code::kResourceExhausted, "full");
+}
+
+TEST(BusConsumerTest, FilterDeliversOnlyMatchingEventNames) {
+  TestBus bus;
+  ASSERT_TRUE(bus.ok());
+  Bus::ConsumerOptions o;
+  o.filter = "chat.>";
+  auto consumer = bus->consumer("chat-audit", o);
+  ASSERT_TRUE(consumer.ok());
+  auto chat = bus->producer("chat");
+  auto sales = bus->producer("sales");
+  ASSERT_TRUE(chat.ok() && sales.ok());
+  auto created = (*chat)->resolve("chat.message.created");
+  auto lead = (*sales)->resolve("sales.lead.created");
+  ASSERT_TRUE(created.ok() && lead.ok());
+  ASSERT_EQ((*sales)->publish(lead.value(), "k", "lead"), core::PublishResult::kOk);
+  ASSERT_EQ((*chat)->publish(created.value(), "k", "chat"), core::PublishResult::kOk);
+  EXPECT_EQ(drain_payloads(**consumer), std::vector<std::string>{"chat"});
+  std::uint64_t filtered = 0;
+  for (std::uint32_t p = 0; p < bus->ring().config().partitions; ++p)
+    filtered += bus->ring().cursor((*consumer)->index(), p).filtered.load();
+  EXPECT_EQ(filtered, 1u);
+  auto infos = bus->consumers();
+  ASSERT_EQ(infos.size(), 1u);
+  EXPECT_EQ(infos[0].filter, "chat.>");
+  EXPECT_EQ(infos[0].name, "chat-audit");
+  EXPECT_TRUE(infos[0].attached);
+  EXPECT_TRUE(infos[0].alive);
+}
+
+TEST(BusConsumerTest, RemoveConsumerIsRefusedWhileAttachedAndForgetsItAfter) {
+  TestBus bus;
+  ASSERT_TRUE(bus.ok());
+  auto p = bus->producer("chat");
+  ASSERT_TRUE(p.ok());
+  auto type = (*p)->resolve("chat.message.created");
+  ASSERT_TRUE(type.ok());
+  auto c = bus->consumer("worker");
+  ASSERT_TRUE(c.ok());
+  for (int i = 0; i < 3; ++i)
+    ASSERT_EQ((*p)->publish(type.value(), "k", tag("e", i)), core::PublishResult::kOk);
+  EXPECT_EQ(drain_payloads(**c).size(), 3u);
+  expect_status(bus->remove_consumer("worker"), Code::kUnavailable, "attached");
+  expect_status(bus->remove_consumer("nobody"), Code::kNotFound, "'nobody'");
+  c.value().reset();
+  EXPECT_TRUE(bus->remove_consumer("worker").is_ok());
+  EXPECT_TRUE(bus->consumers().empty());
+  expect_status(bus->remove_consumer("worker"), Code::kNotFound);
+  // A consumer created again under that name is new: it starts at the earliest event.
+  auto fresh = bus->consumer("worker");
+  ASSERT_TRUE(fresh.ok());
+  EXPECT_EQ(drain_payloads(**fresh).size(), 3u);
+}
+
+// ------------------------------------------------------------------------------ permissions
+
+TEST(BusTest, ModeIsReflectedInTheObjectPermissions) {
+  for (mode_t mode : {mode_t{0600}, mode_t{0660}, mode_t{0640}}) {
+    BusOptions o = small_options();
+    o.mode = mode;
+    TestBus bus(o, std::to_string(mode));
+    ASSERT_TRUE(bus.ok());
+    struct stat st {};
+    ASSERT_EQ(::stat(Bus::object_path(bus.name()).c_str(), &st), 0);
+    EXPECT_EQ(st.st_mode & 0777, mode) << std::oct << mode << " (umask must not apply)";
+    EXPECT_EQ(bus->header().mode, mode);
+  }
+}
+
+// ------------------------------------------------------------------------------ liveness
+
+bool read_line(int fd, std::string* out, int timeout_ms) {
+  out->clear();
+  char c;
+  while (true) {
+    pollfd pfd{fd, POLLIN, 0};
+    if (::poll(&pfd, 1, timeout_ms) <= 0) return false;
+    if (::read(fd, &c, 1) != 1) return false;
+    if (c == '\n') return true;
+    *out += c;
+  }
+}
+
+TEST(BusLivenessTest, SweepDetachesAKilledConsumerAndANewProcessResumesFromItsCursor) {
+  TestBus bus(small_options(1, 16));
+  ASSERT_TRUE(bus.ok());
+  auto p = bus->producer("chat");
+  ASSERT_TRUE(p.ok());
+  auto type = (*p)->resolve("chat.message.created");
+  ASSERT_TRUE(type.ok());
+  for (int i = 0; i < 5; ++i)
+    ASSERT_EQ((*p)->publish(type.value(), "k", tag("e", i)), core::PublishResult::kOk);
+
+  int ready[2];
+  ASSERT_EQ(::pipe(ready), 0);
+  const std::string name = bus.name();
+  const pid_t victim = fork_child([&] {
+    ::close(ready[0]);
+    auto b = Bus::open(name);
+    if (!b.ok()) return 2;
+    auto c = (*b)->consumer("worker");
+    if (!c.ok()) return 3;
+    if ((*c)->poll([](const core::Event&) {}, 3).delivered != 3) return 4;  // auto-commit
+    if (::write(ready[1], "ready\n", 6) != 6) return 5;
+    while (true) ::pause();  // killed here, attached
+  });
+  ASSERT_GT(victim, 0);
+  ::close(ready[1]);
+  std::string line;
+  ASSERT_TRUE(read_line(ready[0], &line, 30000)) << "child did not attach";
+  ::close(ready[0]);
+  ASSERT_EQ(line, "ready");
+
+  auto infos = bus->consumers();
+  ASSERT_EQ(infos.size(), 1u);
+  EXPECT_EQ(infos[0].pid, victim);
+  EXPECT_TRUE(infos[0].attached);
+  EXPECT_TRUE(infos[0].alive);
+  EXPECT_EQ(bus->sweep_dead_consumers(), 0u) << "a live consumer is not swept";
+  expect_status(bus->consumer("worker").status(), Code::kUnavailable, std::to_string(victim));
+
+  ASSERT_EQ(::kill(victim, SIGKILL), 0);
+  EXPECT_EQ(wait_child(victim), 128 + SIGKILL);
+  infos = bus->consumers();
+  ASSERT_EQ(infos.size(), 1u);
+  EXPECT_TRUE(infos[0].attached) << "nobody detached it yet";
+  EXPECT_FALSE(infos[0].alive);
+  EXPECT_EQ(bus->ring().min_attached_cursor(0), 3u) << "the dead consumer still gates";
+
+  EXPECT_EQ(bus->sweep_dead_consumers(), 1u);
+  EXPECT_EQ(bus->sweep_dead_consumers(), 0u);
+  infos = bus->consumers();
+  ASSERT_EQ(infos.size(), 1u);
+  EXPECT_FALSE(infos[0].attached);
+  EXPECT_EQ(bus->ring().min_attached_cursor(0), UINT64_MAX) << "swept: gates nothing";
+
+  // A new process takes the name over and resumes after the dead one's last commit.
+  int out[2];
+  ASSERT_EQ(::pipe(out), 0);
+  const pid_t heir = fork_child([&] {
+    ::close(out[0]);
+    auto b = Bus::open(name);
+    if (!b.ok()) return 2;
+    auto c = (*b)->consumer("worker");
+    if (!c.ok()) return 3;
+    std::string got;
+    for (int i = 0; i < 10; ++i)
+      (void)(*c)->poll([&](const core::Event& e) {
+        got += std::string(e.view.payload_text()) + ",";
+      });
+    got += "\n";
+    if (::write(out[1], got.data(), got.size()) != static_cast<ssize_t>(got.size())) return 4;
+    return 0;
+  });
+  ASSERT_GT(heir, 0);
+  ::close(out[1]);
+  ASSERT_TRUE(read_line(out[0], &line, 30000));
+  ::close(out[0]);
+  EXPECT_EQ(wait_child(heir), 0);
+  EXPECT_EQ(line, "e3,e4,") << "resumes at the committed cursor: no repeat, no loss";
+}
+
+TEST(BusLivenessTest, ProducerHittingFullSweepsADeadConsumerAndPublishes) {
+  TestBus bus(small_options(1, 8));
+  ASSERT_TRUE(bus.ok());
+  int ready[2];
+  ASSERT_EQ(::pipe(ready), 0);
+  const std::string name = bus.name();
+  const pid_t victim = fork_child([&] {
+    ::close(ready[0]);
+    auto b = Bus::open(name);
+    if (!b.ok()) return 2;
+    auto c = (*b)->consumer("stalled");
+    if (!c.ok()) return 3;
+    if (::write(ready[1], "ready\n", 6) != 6) return 4;
+    while (true) ::pause();
+  });
+  ASSERT_GT(victim, 0);
+  ::close(ready[1]);
+  std::string line;
+  ASSERT_TRUE(read_line(ready[0], &line, 30000));
+  ::close(ready[0]);
+
+  auto p = bus->producer("chat");
+  ASSERT_TRUE(p.ok());
+  auto type = (*p)->resolve("chat.message.created");
+  ASSERT_TRUE(type.ok());
+  for (int i = 0; i < 8; ++i)
+    ASSERT_EQ((*p)->publish(type.value(), "k", tag("e", i)), core::PublishResult::kOk);
+  EXPECT_EQ((*p)->publish(type.value(), "k", "over"), core::PublishResult::kFull)
+      << "a live stalled consumer gates a full ring";
+  ASSERT_EQ(::kill(victim, SIGKILL), 0);
+  EXPECT_EQ(wait_child(victim), 128 + SIGKILL);
+  // The next refusal sweeps (at most every 10 ms) and retries: allow for the rate limit.
+  core::PublishResult r = core::PublishResult::kFull;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (r == core::PublishResult::kFull && std::chrono::steady_clock::now() < deadline) {
+    r = (*p)->publish(type.value(), "k", "over");
+    if (r == core::PublishResult::kFull) std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  EXPECT_EQ(r, core::PublishResult::kOk) << "the dead consumer no longer gates";
+  auto infos = bus->consumers();
+  ASSERT_EQ(infos.size(), 1u);
+  EXPECT_FALSE(infos[0].attached);
+}
+
+}  // namespace
+}  // namespace evring

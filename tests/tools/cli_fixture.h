@@ -1,0 +1,143 @@
+#pragma once
+#include <string_view>
+// Fixture for the `evring` CLI tests: runs the built binary (EVRING_BINARY) as child processes
+// over real buses in /dev/shm, capturing stdout, stderr and the exit code through files.
+#include <fcntl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "evring/shm/bus.h"
+#include "gtest/gtest.h"
+
+namespace evring_cli_test {
+
+using nlohmann::json;
+
+struct Output {
+  int code = -1;
+  std::string out, err;
+};
+
+inline std::string slurp(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+// prefix + n, without operator+ on a temporary (GCC 12 reports a false -Wrestrict on that).
+inline std::string numbered(std::string prefix, int n) {
+  prefix += std::to_string(n);
+  return prefix;
+}
+
+inline std::vector<std::string> lines_of(const std::string& text) {
+  std::vector<std::string> out;
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line);)
+    if (!line.empty()) out.push_back(line);
+  return out;
+}
+
+class CliTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (std::string_view(EVRING_BINARY).empty())
+      GTEST_SKIP() << "the evring tool was not built (EVRING_BUILD_TOOLS=OFF)";
+    char dir[] = "/tmp/evring-cli-XXXXXX";
+    ASSERT_NE(mkdtemp(dir), nullptr);
+    dir_ = dir;
+    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
+    bus_ = "cli-" + std::string(info->name()).substr(0, 24) + "-" + std::to_string(getpid());
+  }
+  void TearDown() override {
+    (void)evring::Bus::remove(bus_);
+    std::system(("rm -rf '" + dir_ + "'").c_str());
+  }
+
+  std::string path(const std::string& name) const { return dir_ + "/" + name; }
+
+  // Starts `evring args...` with stdin/stdout/stderr redirected to files ("" = /dev/null).
+  pid_t spawn(const std::vector<std::string>& args, const std::string& in,
+              const std::string& out, const std::string& err) {
+    pid_t pid = fork();
+    if (pid == 0) {
+      auto redirect = [](const std::string& file, int fd, int flags) {
+        int f = open(file.empty() ? "/dev/null" : file.c_str(), flags, 0600);
+        if (f < 0 || dup2(f, fd) < 0) _exit(120);
+        close(f);
+      };
+      redirect(in, 0, O_RDONLY);
+      redirect(out, 1, O_WRONLY | O_CREAT | O_TRUNC);
+      redirect(err, 2, O_WRONLY | O_CREAT | O_TRUNC);
+      std::vector<char*> argv{const_cast<char*>(EVRING_BINARY)};
+      for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+      argv.push_back(nullptr);
+      execv(EVRING_BINARY, argv.data());
+      _exit(127);
+    }
+    return pid;
+  }
+  static int wait_exit(pid_t pid) {
+    int status = 0;
+    if (waitpid(pid, &status, 0) != pid) return -1;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  }
+
+  Output run(const std::vector<std::string>& args, const std::string& stdin_text = "") {
+    const std::string n = std::to_string(runs_++);
+    const std::string in = path("in" + n), out = path("out" + n), err = path("err" + n);
+    std::ofstream(in, std::ios::binary) << stdin_text;
+    Output o;
+    o.code = wait_exit(spawn(args, in, out, err));
+    o.out = slurp(out);
+    o.err = slurp(err);
+    return o;
+  }
+
+  // Every error is exactly one line on stderr starting with "evring: ".
+  static void expect_one_error_line(const Output& o, const std::string& mentions) {
+    EXPECT_EQ(lines_of(o.err).size(), 1u) << o.err;
+    EXPECT_EQ(o.err.rfind("evring: ", 0), 0u) << o.err;
+    EXPECT_NE(o.err.find(mentions), std::string::npos) << "stderr should name '" << mentions
+                                                      << "': " << o.err;
+  }
+
+  void create(const std::vector<std::string>& extra = {}) {
+    std::vector<std::string> args{"create", bus_};
+    args.insert(args.end(), extra.begin(), extra.end());
+    Output o = run(args);
+    ASSERT_EQ(o.code, 0) << o.err;
+  }
+
+  json stat() {
+    Output o = run({"stat", bus_, "--json"});
+    EXPECT_EQ(o.code, 0) << o.err;
+    return json::parse(o.out);
+  }
+
+  std::vector<json> events_of(const std::string& out) {
+    std::vector<json> events;
+    for (const auto& line : lines_of(out)) events.push_back(json::parse(line));
+    return events;
+  }
+
+  static std::string event_line(const std::string& type, const std::string& entity, int n) {
+    return json{{"type", type}, {"entity", entity}, {"data", {{"entity", entity}, {"n", n}}}}.dump() +
+           "\n";
+  }
+
+  std::string dir_, bus_;
+  int runs_ = 0;
+};
+// Lowercase suite name so that `ctest -R cli` selects these tests.
+using cli = CliTest;
+
+}  // namespace evring_cli_test

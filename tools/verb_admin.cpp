@@ -1,0 +1,281 @@
+// Admin verbs: create, ls, rm, stat.
+#include <CLI/CLI.hpp>
+#include <cstdio>
+#include <memory>
+#include <string>
+
+#include "cli_common.h"
+#include "evring/shm/bus.h"
+#include "json_render.h"
+
+namespace evring::cli {
+namespace {
+
+// ------------------------------------------------------------------------------------ create
+
+struct CreateArgs {
+  std::string bus;
+  std::string partitions, slots, slot_size, overflow = "reject", mode = "0600";
+  std::string max_consumers, max_producers;
+};
+
+int run_create(const CreateArgs& a) {
+  BusOptions o;
+  auto set = [](const std::string& text, const char* flag, std::uint32_t* field) -> Status {
+    if (text.empty()) return Status::ok();
+    auto v = parse_size(text, flag);
+    if (!v.ok()) return v.status();
+    auto n = narrow<std::uint32_t>(*v, flag);
+    if (!n.ok()) return n.status();
+    *field = *n;
+    return Status::ok();
+  };
+  for (Status s : {set(a.partitions, "--partitions", &o.ring.partitions),
+                   set(a.slots, "--slots", &o.ring.slots_per_partition),
+                   set(a.slot_size, "--slot-size", &o.ring.slot_bytes),
+                   set(a.max_consumers, "--max-consumers", &o.ring.max_consumers),
+                   set(a.max_producers, "--max-producers", &o.max_producers)})
+    if (!s.is_ok()) return fail(s);
+  auto overflow = parse_overflow(a.overflow);
+  if (!overflow.ok()) return fail(overflow.status());
+  o.ring.overflow = *overflow;
+  auto mode = parse_octal_mode(a.mode, "--mode");
+  if (!mode.ok()) return fail(mode.status());
+  o.mode = *mode;
+
+  auto bus = Bus::create(a.bus, o);
+  if (!bus.ok()) return fail(bus.status());
+  const core::RingConfig& c = (*bus)->ring().config();
+  std::printf("created bus '%s': %u partitions x %u slots x %u B, overflow %s, mode %s, %s\n",
+              a.bus.c_str(), c.partitions, c.slots_per_partition, c.slot_bytes,
+              std::string(overflow_name(c.overflow)).c_str(), octal_mode(o.mode).c_str(),
+              human_bytes((*bus)->header().segment_bytes).c_str());
+  return kExitOk;
+}
+
+// ---------------------------------------------------------------------------------------- ls
+
+OrderedJson summary_json(const BusSummary& s) {
+  OrderedJson j;
+  j["name"] = s.name;
+  j["path"] = s.path;
+  j["bytes"] = s.bytes;
+  j["ok"] = s.status.is_ok();
+  if (!s.status.is_ok()) {
+    j["error"] = s.status.to_string();
+    j["exit_code"] = exit_code_for(s.status.code());
+    return j;
+  }
+  j["partitions"] = s.ring.partitions;
+  j["slots"] = s.ring.slots_per_partition;
+  j["slot_size"] = s.ring.slot_bytes;
+  j["overflow"] = std::string(overflow_name(s.ring.overflow));
+  j["max_consumers"] = s.ring.max_consumers;
+  j["creator_pid"] = s.creator_pid;
+  j["creator_alive"] = s.creator_alive;
+  j["live_members"] = s.live_members;
+  j["stale"] = s.stale();
+  return j;
+}
+
+int run_ls(bool json) {
+  const std::vector<BusSummary> buses = Bus::list();
+  if (json) {
+    OrderedJson out = OrderedJson::array();
+    for (const auto& s : buses) out.push_back(summary_json(s));
+    std::printf("%s\n", dump_line(out).c_str());
+    return kExitOk;
+  }
+  std::printf("%-24s %10s %10s %8s %9s %-9s %8s %5s %s\n", "NAME", "SIZE", "PARTITIONS", "SLOTS",
+              "SLOT_SIZE", "OVERFLOW", "CREATOR", "LIVE", "STATE");
+  for (const auto& s : buses) {
+    if (!s.status.is_ok()) {
+      std::printf("%-24s %10s %10s %8s %9s %-9s %8s %5s %s\n", s.name.c_str(),
+                  human_bytes(s.bytes).c_str(), "-", "-", "-", "-", "-", "-",
+                  s.status.to_string().c_str());
+      continue;
+    }
+    std::printf("%-24s %10s %10u %8u %9u %-9s %8d %5zu %s\n", s.name.c_str(),
+                human_bytes(s.bytes).c_str(), s.ring.partitions, s.ring.slots_per_partition,
+                s.ring.slot_bytes, std::string(overflow_name(s.ring.overflow)).c_str(),
+                static_cast<int>(s.creator_pid), s.live_members, s.stale() ? "stale" : "ok");
+  }
+  return kExitOk;
+}
+
+// -------------------------------------------------------------------------------------- stat
+
+OrderedJson collect_stat(const Bus& bus) {
+  const shm::SegmentHeader& h = bus.header();
+  const core::RingRegion& ring = bus.ring();
+  const core::RingConfig& c = ring.config();
+  OrderedJson j;
+  j["bus"] = bus.name();
+  j["bytes"] = h.segment_bytes;
+  j["created"] = rfc3339_ns(h.created_unix_ns);
+  j["creator_pid"] = h.creator_pid;
+  j["config"] = {{"partitions", c.partitions},     {"slots", c.slots_per_partition},
+                 {"slot_size", c.slot_bytes},      {"overflow", std::string(overflow_name(c.overflow))},
+                 {"max_consumers", c.max_consumers}, {"max_producers", h.max_producers},
+                 {"max_types", h.max_types},       {"mode", octal_mode(h.mode)}};
+  std::uint64_t published = 0, rejected = 0, abandoned = 0;
+  std::vector<std::uint64_t> heads(c.partitions);
+  OrderedJson parts = OrderedJson::array();
+  for (std::uint32_t p = 0; p < c.partitions; ++p) {
+    const core::PartitionHeader& ph = ring.partition(p);
+    // Relaxed loads: counters read for display, nothing else depends on them.
+    heads[p] = ph.head.load(std::memory_order_relaxed);
+    std::uint64_t rej = ph.rejected.load(std::memory_order_relaxed);
+    std::uint64_t ab = ph.abandoned.load(std::memory_order_relaxed);
+    published += heads[p];
+    rejected += rej;
+    abandoned += ab;
+    parts.push_back({{"partition", p}, {"head", heads[p]}, {"rejected", rej}, {"abandoned", ab}});
+  }
+  j["partitions"] = std::move(parts);
+
+  std::uint64_t gaps = 0, delivered = 0;
+  OrderedJson consumers = OrderedJson::array();
+  for (const ConsumerInfo& ci : bus.consumers()) {
+    OrderedJson cj{{"name", ci.name}, {"filter", ci.filter}, {"pid", ci.pid},
+                   {"attached", ci.attached}, {"alive", ci.alive},
+                   {"last_seen", rfc3339_ns(ci.last_seen_unix_ns)}};
+    std::uint64_t lag = 0, cd = 0, cg = 0, cf = 0, cc = 0;
+    OrderedJson cparts = OrderedJson::array();
+    for (std::uint32_t p = 0; p < c.partitions; ++p) {
+      const core::CursorLine& line = ring.cursor(ci.index, p);
+      std::uint64_t committed = line.committed.load(std::memory_order_acquire);
+      std::uint64_t pl = heads[p] > committed ? heads[p] - committed : 0;
+      std::uint64_t d = line.delivered.load(std::memory_order_relaxed);
+      std::uint64_t g = line.gaps.load(std::memory_order_relaxed);
+      std::uint64_t f = line.filtered.load(std::memory_order_relaxed);
+      std::uint64_t k = line.corrupt.load(std::memory_order_relaxed);
+      lag += pl, cd += d, cg += g, cf += f, cc += k;
+      cparts.push_back({{"partition", p}, {"committed", committed}, {"lag", pl}, {"delivered", d},
+                        {"gaps", g}, {"filtered", f}, {"corrupt", k}});
+    }
+    cj["lag"] = lag, cj["delivered"] = cd, cj["gaps"] = cg, cj["filtered"] = cf, cj["corrupt"] = cc;
+    cj["partitions"] = std::move(cparts);
+    gaps += cg, delivered += cd;
+    consumers.push_back(std::move(cj));
+  }
+  j["consumers"] = std::move(consumers);
+  j["totals"] = {{"published", published}, {"rejected", rejected}, {"abandoned", abandoned},
+                 {"gaps", gaps}, {"delivered", delivered}};
+
+  OrderedJson producers = OrderedJson::array();
+  for (const ProducerInfo& p : bus.producers())
+    producers.push_back({{"id", p.id}, {"service", p.service}, {"domains", p.domains},
+                         {"pid", p.pid}, {"alive", p.alive}});
+  j["producers"] = std::move(producers);
+  OrderedJson types = OrderedJson::array();
+  for (const TypeInfo& t : bus.types())
+    types.push_back({{"id", t.id}, {"name", t.name}, {"version", t.schema_version},
+                     {"classification", std::string(classification_name(t.classification))}});
+  j["types"] = std::move(types);
+  return j;
+}
+
+std::string u(const OrderedJson& v) { return v.is_string() ? v.get<std::string>() : v.dump(); }
+
+void print_stat_text(const OrderedJson& j) {
+  const OrderedJson& c = j["config"];
+  std::printf("bus '%s': %s partitions x %s slots x %s B, overflow %s, mode %s, %s, created %s by pid %s\n",
+              u(j["bus"]).c_str(), u(c["partitions"]).c_str(), u(c["slots"]).c_str(),
+              u(c["slot_size"]).c_str(), u(c["overflow"]).c_str(), u(c["mode"]).c_str(),
+              human_bytes(j["bytes"].get<std::uint64_t>()).c_str(), u(j["created"]).c_str(),
+              u(j["creator_pid"]).c_str());
+  std::printf("\n%-10s %14s %10s %10s\n", "PARTITION", "HEAD", "REJECTED", "ABANDONED");
+  for (const auto& p : j["partitions"])
+    std::printf("%-10s %14s %10s %10s\n", u(p["partition"]).c_str(), u(p["head"]).c_str(),
+                u(p["rejected"]).c_str(), u(p["abandoned"]).c_str());
+  for (const auto& ci : j["consumers"]) {
+    std::printf("\nconsumer '%s' filter '%s' pid %s %s %s\n", u(ci["name"]).c_str(),
+                u(ci["filter"]).c_str(), u(ci["pid"]).c_str(),
+                ci["attached"].get<bool>() ? "attached" : "detached",
+                ci["alive"].get<bool>() ? "alive" : "dead");
+    std::printf("  %-10s %14s %10s %12s %8s %10s %8s\n", "PARTITION", "COMMITTED", "LAG",
+                "DELIVERED", "GAPS", "FILTERED", "CORRUPT");
+    for (const auto& p : ci["partitions"])
+      std::printf("  %-10s %14s %10s %12s %8s %10s %8s\n", u(p["partition"]).c_str(),
+                  u(p["committed"]).c_str(), u(p["lag"]).c_str(), u(p["delivered"]).c_str(),
+                  u(p["gaps"]).c_str(), u(p["filtered"]).c_str(), u(p["corrupt"]).c_str());
+  }
+  const OrderedJson& t = j["totals"];
+  std::printf("\ntotals: published %s, rejected %s, abandoned %s, gaps %s, delivered %s\n",
+              u(t["published"]).c_str(), u(t["rejected"]).c_str(), u(t["abandoned"]).c_str(),
+              u(t["gaps"]).c_str(), u(t["delivered"]).c_str());
+  std::printf("\nproducers:\n");
+  for (const auto& p : j["producers"]) {
+    std::string domains;
+    for (const auto& d : p["domains"]) {
+      if (!domains.empty()) domains += ',';
+      domains += d.get<std::string>();
+    }
+    std::printf("  %-5s %-24s domains %-20s pid %-8s %s\n", u(p["id"]).c_str(),
+                u(p["service"]).c_str(), domains.c_str(), u(p["pid"]).c_str(),
+                p["alive"].get<bool>() ? "alive" : "dead");
+  }
+  std::printf("\nevent types:\n");
+  for (const auto& ty : j["types"])
+    std::printf("  %-5s %-40s v%-4s %s\n", u(ty["id"]).c_str(), u(ty["name"]).c_str(),
+                u(ty["version"]).c_str(), u(ty["classification"]).c_str());
+}
+
+int run_stat(const std::string& name, bool json) {
+  auto bus = Bus::open(name, Access::kReadOnly);
+  if (!bus.ok()) return fail(bus.status());
+  OrderedJson j = collect_stat(**bus);
+  if (json) std::printf("%s\n", dump_line(j).c_str());
+  else print_stat_text(j);
+  return kExitOk;
+}
+
+}  // namespace
+
+void add_admin_verbs(CLI::App& app, VerbList& verbs) {
+  auto create = std::make_shared<CreateArgs>();
+  CLI::App* cmd = app.add_subcommand("create", "Create a bus (a named shared-memory segment)");
+  cmd->add_option("BUS", create->bus, "Bus name: 1..48 of A-Z a-z 0-9 _ - .")->required();
+  const BusOptions defaults;
+  auto num = [&](const char* flag, std::string& field, std::uint64_t dflt, const char* what) {
+    cmd->add_option(flag, field, std::string(what) + " (default " + std::to_string(dflt) + ")")
+        ->type_name("N");
+  };
+  num("--partitions", create->partitions, defaults.ring.partitions, "Partitions");
+  num("--slots", create->slots, defaults.ring.slots_per_partition,
+      "Slots per partition, a power of two; K/M suffixes accepted");
+  num("--slot-size", create->slot_size, defaults.ring.slot_bytes,
+      "Slot size in bytes, a multiple of 64 in 256..1M, slot header included; K/M accepted");
+  cmd->add_option("--overflow", create->overflow, "reject (lossless) or overwrite")
+      ->type_name("reject|overwrite")->capture_default_str();
+  cmd->add_option("--mode", create->mode, "Permission bits, octal")
+      ->type_name("OCTAL")->capture_default_str();
+  num("--max-consumers", create->max_consumers, defaults.ring.max_consumers, "Consumer slots");
+  num("--max-producers", create->max_producers, defaults.max_producers, "Producer slots");
+  verbs.push_back({cmd, [create] { return run_create(*create); }});
+
+  auto ls_json = std::make_shared<bool>(false);
+  cmd = app.add_subcommand("ls", "List buses: size, geometry, creator, live members, stale");
+  cmd->add_flag("--json", *ls_json, "Print a JSON array");
+  verbs.push_back({cmd, [ls_json] { return run_ls(*ls_json); }});
+
+  auto rm_name = std::make_shared<std::string>();
+  cmd = app.add_subcommand("rm", "Remove a bus");
+  cmd->add_option("BUS", *rm_name, "Bus name")->required();
+  verbs.push_back({cmd, [rm_name] {
+                     Status s = Bus::remove(*rm_name);
+                     if (!s.is_ok()) return fail(s);
+                     std::printf("removed bus '%s'\n", rm_name->c_str());
+                     return static_cast<int>(kExitOk);
+                   }});
+
+  struct StatArgs { std::string bus; bool json = false; };
+  auto stat = std::make_shared<StatArgs>();
+  cmd = app.add_subcommand("stat", "Counters of a bus: partitions, consumers, producers, types");
+  cmd->add_option("BUS", stat->bus, "Bus name")->required();
+  cmd->add_flag("--json", stat->json, "Print one JSON object (shape in tools/README.md)");
+  verbs.push_back({cmd, [stat] { return run_stat(stat->bus, stat->json); }});
+}
+
+}  // namespace evring::cli
