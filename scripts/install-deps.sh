@@ -6,7 +6,7 @@ packages=(
   libboost-dev libxxhash-dev libmimalloc-dev libconcurrentqueue-dev libreaderwriterqueue-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   libcli11-dev nlohmann-json3-dev libfmt-dev libncurses-dev
-  tmux procps
+  tmux procps clang libclang-rt-14-dev
 )
 missing=()
 for p in "${packages[@]}"; do

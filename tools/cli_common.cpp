@@ -95,6 +95,45 @@ Result<std::uint64_t> parse_uint(std::string_view text, std::string_view flag) {
   return v;
 }
 
+Result<std::uint64_t> parse_duration_ns(std::string_view text, std::string_view flag) {
+  std::size_t digits = 0;
+  while (digits < text.size() && text[digits] >= '0' && text[digits] <= '9') ++digits;
+  const std::string_view unit = text.substr(digits);
+  std::uint64_t multiplier = 0;
+  if (unit == "ns") multiplier = 1;
+  else if (unit == "us") multiplier = 1'000;
+  else if (unit == "ms") multiplier = 1'000'000;
+  else if (unit == "s") multiplier = 1'000'000'000;
+  else if (unit == "m") multiplier = 60'000'000'000;
+  else if (unit == "h") multiplier = 3'600'000'000'000;
+  std::uint64_t v = 0;
+  if (multiplier == 0 || !parse_digits(text.substr(0, digits), &v))
+    return Status::invalid_argument(quoted(flag, text) +
+                                    " is not a duration (a number with ns, us, ms, s, m or h)");
+  if (v == 0) return Status::invalid_argument(quoted(flag, text) + " must be more than zero");
+  if (v > std::numeric_limits<std::uint64_t>::max() / multiplier)
+    return Status::invalid_argument(quoted(flag, text) + " is too long");
+  return v * multiplier;
+}
+
+Result<DedupWindowArg> parse_dedup_window(std::string_view text, std::string_view flag) {
+  DedupWindowArg out;
+  std::uint64_t v = 0;
+  if (parse_digits(text, &v)) {
+    if (v == 0)
+      return Status::invalid_argument(quoted(flag, text) +
+                                      " must be at least 1 event (omit the flag to disable dedup)");
+    out.events = v;
+    return out;
+  }
+  auto ns = parse_duration_ns(text, flag);
+  if (!ns.ok())
+    return Status::invalid_argument(quoted(flag, text) +
+                                    " is neither an event count (N) nor a duration (500ms, 10s, 5m)");
+  out.duration_ns = *ns;
+  return out;
+}
+
 Result<std::uint64_t> parse_size(std::string_view text, std::string_view flag) {
   std::size_t digits = 0;
   while (digits < text.size() && text[digits] >= '0' && text[digits] <= '9') ++digits;
@@ -179,6 +218,16 @@ std::string octal_mode(mode_t mode) {
   char buf[16];
   std::snprintf(buf, sizeof buf, "%04o", static_cast<unsigned>(mode));
   return buf;
+}
+
+std::string human_duration_ns(std::uint64_t ns) {
+  static constexpr struct { std::uint64_t ns; const char* unit; } kUnits[] = {
+      {3'600'000'000'000, "h"}, {60'000'000'000, "m"}, {1'000'000'000, "s"},
+      {1'000'000, "ms"},        {1'000, "us"}};
+  if (ns == 0) return "0s";
+  for (const auto& u : kUnits)
+    if (ns % u.ns == 0) return std::to_string(ns / u.ns) + u.unit;
+  return std::to_string(ns) + "ns";
 }
 
 std::string rfc3339_ns(std::uint64_t unix_ns) {

@@ -58,6 +58,14 @@ void add_tail_verb(CLI::App& app, VerbList& verbs);      // tail
 Result<std::uint64_t> parse_size(std::string_view text, std::string_view flag);
 // Plain unsigned decimal integer.
 Result<std::uint64_t> parse_uint(std::string_view text, std::string_view flag);
+// A positive duration: digits followed by a unit, ns, us, ms, s, m (minutes) or h; in ns.
+Result<std::uint64_t> parse_duration_ns(std::string_view text, std::string_view flag);
+// --dedup-window: a plain event count ("64") or a duration ("500ms", "10s", "5m").
+struct DedupWindowArg {
+  std::uint64_t events = 0;       // set when a count was given
+  std::uint64_t duration_ns = 0;  // set when a duration was given
+};
+Result<DedupWindowArg> parse_dedup_window(std::string_view text, std::string_view flag);
 // Octal permission bits such as 0600, 660 or 0o640 (0..0777).
 Result<mode_t> parse_octal_mode(std::string_view text, std::string_view flag);
 Result<core::Overflow> parse_overflow(std::string_view text);
@@ -80,6 +88,8 @@ Result<T> narrow(std::uint64_t value, std::string_view flag) {
 std::string human_bytes(std::uint64_t bytes);
 // 0600
 std::string octal_mode(mode_t mode);
+// 500ms, 10s, 5m, 1500us: the largest unit that divides the value exactly.
+std::string human_duration_ns(std::uint64_t ns);
 // RFC 3339 UTC with nanoseconds: 2024-05-01T12:34:56.123456789Z.
 std::string rfc3339_ns(std::uint64_t unix_ns);
 // A hot-path refusal as a Status (context names the event), OK for kOk / kDuplicate.

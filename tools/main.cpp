@@ -11,6 +11,11 @@
 
 #include "cli_common.h"
 
+namespace evring::cli {
+void add_inspect_verb(CLI::App& app, VerbList& verbs);  // verb_inspect.cpp
+void add_top_verb(CLI::App& app, VerbList& verbs);      // verb_top.cpp
+}  // namespace evring::cli
+
 namespace {
 
 std::string version_text() {
@@ -31,6 +36,8 @@ int run(int argc, char** argv) {
   add_admin_verbs(app, verbs);
   add_publish_verb(app, verbs);
   add_tail_verb(app, verbs);
+  add_inspect_verb(app, verbs);
+  add_top_verb(app, verbs);
 
   try {
     app.parse(argc, argv);

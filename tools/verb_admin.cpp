@@ -17,7 +17,51 @@ struct CreateArgs {
   std::string bus;
   std::string partitions, slots, slot_size, overflow = "reject", mode = "0600";
   std::string max_consumers, max_producers;
+  std::string dedup_window, dedup_bits_per_key;
 };
+
+// "dedup window 64 events" / "dedup window 2048 events or 500ms"; "dedup off".
+std::string dedup_summary(const core::RingConfig& c) {
+  if (!c.dedup_window) return "dedup off";
+  std::string s = "dedup window " + std::to_string(c.dedup_window) + " events";
+  if (c.dedup_window_ns) s += " or " + human_duration_ns(c.dedup_window_ns);
+  s += " (bloom " + std::to_string(c.dedup_bloom_words) + " words)";
+  return s;
+}
+
+// Applies --dedup-window / --dedup-bits-per-key to o (after --slots is known).
+Status set_dedup(const CreateArgs& a, BusOptions* o) {
+  if (a.dedup_window.empty()) {
+    if (!a.dedup_bits_per_key.empty())
+      return Status::invalid_argument("--dedup-bits-per-key needs --dedup-window");
+    return Status::ok();
+  }
+  auto w = parse_dedup_window(a.dedup_window, "--dedup-window");
+  if (!w.ok()) return w.status();
+  const std::uint64_t limit = o->ring.slots_per_partition / 2;
+  if (w->events) {
+    if (w->events > limit)
+      return Status::invalid_argument("--dedup-window '" + a.dedup_window +
+                                      "' exceeds the limit of " + std::to_string(limit) +
+                                      " events (half of --slots " +
+                                      std::to_string(o->ring.slots_per_partition) + ")");
+    o->ring.dedup_window = static_cast<std::uint32_t>(w->events);
+  } else {
+    if (limit == 0)
+      return Status::invalid_argument("--dedup-window needs --slots of at least 2");
+    o->ring.dedup_window = static_cast<std::uint32_t>(limit);
+    o->ring.dedup_window_ns = w->duration_ns;
+  }
+  if (!a.dedup_bits_per_key.empty()) {
+    auto bits = parse_uint(a.dedup_bits_per_key, "--dedup-bits-per-key");
+    if (!bits.ok()) return bits.status();
+    if (*bits < 1 || *bits > 64)
+      return Status::invalid_argument("--dedup-bits-per-key '" + a.dedup_bits_per_key +
+                                      "' must be 1..64");
+    o->ring.dedup_bits_per_key = static_cast<std::uint8_t>(*bits);
+  }
+  return Status::ok();
+}
 
 int run_create(const CreateArgs& a) {
   BusOptions o;
@@ -42,14 +86,17 @@ int run_create(const CreateArgs& a) {
   auto mode = parse_octal_mode(a.mode, "--mode");
   if (!mode.ok()) return fail(mode.status());
   o.mode = *mode;
+  if (Status s = set_dedup(a, &o); !s.is_ok()) return fail(s);
 
   auto bus = Bus::create(a.bus, o);
   if (!bus.ok()) return fail(bus.status());
   const core::RingConfig& c = (*bus)->ring().config();
-  std::printf("created bus '%s': %u partitions x %u slots x %u B, overflow %s, mode %s, %s\n",
+  std::string dedup;
+  if (c.dedup_window) dedup = ", " + dedup_summary(c);
+  std::printf("created bus '%s': %u partitions x %u slots x %u B, overflow %s, mode %s, %s%s\n",
               a.bus.c_str(), c.partitions, c.slots_per_partition, c.slot_bytes,
               std::string(overflow_name(c.overflow)).c_str(), octal_mode(o.mode).c_str(),
-              human_bytes((*bus)->header().segment_bytes).c_str());
+              human_bytes((*bus)->header().segment_bytes).c_str(), dedup.c_str());
   return kExitOk;
 }
 
@@ -117,8 +164,10 @@ OrderedJson collect_stat(const Bus& bus) {
   j["config"] = {{"partitions", c.partitions},     {"slots", c.slots_per_partition},
                  {"slot_size", c.slot_bytes},      {"overflow", std::string(overflow_name(c.overflow))},
                  {"max_consumers", c.max_consumers}, {"max_producers", h.max_producers},
-                 {"max_types", h.max_types},       {"mode", octal_mode(h.mode)}};
-  std::uint64_t published = 0, rejected = 0, abandoned = 0;
+                 {"max_types", h.max_types},       {"mode", octal_mode(h.mode)},
+                 {"dedup_window", c.dedup_window}, {"dedup_window_ns", c.dedup_window_ns},
+                 {"dedup_bloom_words", c.dedup_window ? c.dedup_bloom_words : 0u}};
+  std::uint64_t published = 0, rejected = 0, abandoned = 0, deduplicated = 0;
   std::vector<std::uint64_t> heads(c.partitions);
   OrderedJson parts = OrderedJson::array();
   for (std::uint32_t p = 0; p < c.partitions; ++p) {
@@ -127,10 +176,13 @@ OrderedJson collect_stat(const Bus& bus) {
     heads[p] = ph.head.load(std::memory_order_relaxed);
     std::uint64_t rej = ph.rejected.load(std::memory_order_relaxed);
     std::uint64_t ab = ph.abandoned.load(std::memory_order_relaxed);
+    std::uint64_t dd = ph.deduplicated.load(std::memory_order_relaxed);
     published += heads[p];
     rejected += rej;
     abandoned += ab;
-    parts.push_back({{"partition", p}, {"head", heads[p]}, {"rejected", rej}, {"abandoned", ab}});
+    deduplicated += dd;
+    parts.push_back({{"partition", p}, {"head", heads[p]}, {"rejected", rej}, {"abandoned", ab},
+                     {"deduplicated", dd}});
   }
   j["partitions"] = std::move(parts);
 
@@ -161,7 +213,7 @@ OrderedJson collect_stat(const Bus& bus) {
   }
   j["consumers"] = std::move(consumers);
   j["totals"] = {{"published", published}, {"rejected", rejected}, {"abandoned", abandoned},
-                 {"gaps", gaps}, {"delivered", delivered}};
+                 {"deduplicated", deduplicated}, {"gaps", gaps}, {"delivered", delivered}};
 
   OrderedJson producers = OrderedJson::array();
   for (const ProducerInfo& p : bus.producers())
@@ -185,10 +237,17 @@ void print_stat_text(const OrderedJson& j) {
               u(c["slot_size"]).c_str(), u(c["overflow"]).c_str(), u(c["mode"]).c_str(),
               human_bytes(j["bytes"].get<std::uint64_t>()).c_str(), u(j["created"]).c_str(),
               u(j["creator_pid"]).c_str());
-  std::printf("\n%-10s %14s %10s %10s\n", "PARTITION", "HEAD", "REJECTED", "ABANDONED");
+  core::RingConfig dc;
+  dc.dedup_window = c["dedup_window"].get<std::uint32_t>();
+  dc.dedup_window_ns = c["dedup_window_ns"].get<std::uint64_t>();
+  dc.dedup_bloom_words = c["dedup_bloom_words"].get<std::uint32_t>();
+  std::printf("%s\n", dedup_summary(dc).c_str());
+  std::printf("\n%-10s %14s %10s %10s %12s\n", "PARTITION", "HEAD", "REJECTED", "ABANDONED",
+              "DEDUPLICATED");
   for (const auto& p : j["partitions"])
-    std::printf("%-10s %14s %10s %10s\n", u(p["partition"]).c_str(), u(p["head"]).c_str(),
-                u(p["rejected"]).c_str(), u(p["abandoned"]).c_str());
+    std::printf("%-10s %14s %10s %10s %12s\n", u(p["partition"]).c_str(), u(p["head"]).c_str(),
+                u(p["rejected"]).c_str(), u(p["abandoned"]).c_str(),
+                u(p["deduplicated"]).c_str());
   for (const auto& ci : j["consumers"]) {
     std::printf("\nconsumer '%s' filter '%s' pid %s %s %s\n", u(ci["name"]).c_str(),
                 u(ci["filter"]).c_str(), u(ci["pid"]).c_str(),
@@ -202,9 +261,10 @@ void print_stat_text(const OrderedJson& j) {
                   u(p["gaps"]).c_str(), u(p["filtered"]).c_str(), u(p["corrupt"]).c_str());
   }
   const OrderedJson& t = j["totals"];
-  std::printf("\ntotals: published %s, rejected %s, abandoned %s, gaps %s, delivered %s\n",
-              u(t["published"]).c_str(), u(t["rejected"]).c_str(), u(t["abandoned"]).c_str(),
-              u(t["gaps"]).c_str(), u(t["delivered"]).c_str());
+  std::printf(
+      "\ntotals: published %s, rejected %s, abandoned %s, deduplicated %s, gaps %s, delivered %s\n",
+      u(t["published"]).c_str(), u(t["rejected"]).c_str(), u(t["abandoned"]).c_str(),
+      u(t["deduplicated"]).c_str(), u(t["gaps"]).c_str(), u(t["delivered"]).c_str());
   std::printf("\nproducers:\n");
   for (const auto& p : j["producers"]) {
     std::string domains;
@@ -253,6 +313,13 @@ void add_admin_verbs(CLI::App& app, VerbList& verbs) {
       ->type_name("OCTAL")->capture_default_str();
   num("--max-consumers", create->max_consumers, defaults.ring.max_consumers, "Consumer slots");
   num("--max-producers", create->max_producers, defaults.max_producers, "Producer slots");
+  cmd->add_option("--dedup-window", create->dedup_window,
+                  "Publish-side dedup of idempotency keys (default off). N: events per partition, "
+                  "at most --slots/2; DURATION (500ms, 10s, 5m): window --slots/2 events, "
+                  "originals older than DURATION are not matched. See tools/README.md")
+      ->type_name("N|DURATION");
+  num("--dedup-bits-per-key", create->dedup_bits_per_key, defaults.ring.dedup_bits_per_key,
+      "Bloom bits per key of the dedup window, 1..64 (sizes the filter; needs --dedup-window)");
   verbs.push_back({cmd, [create] { return run_create(*create); }});
 
   auto ls_json = std::make_shared<bool>(false);

@@ -32,12 +32,14 @@ void clear_ahead(const RingRegion& region, std::uint32_t p, std::uint64_t g) {
   DedupHeader& h = region.dedup_header(p);
   std::uint64_t done = h.cleared_through.load(std::memory_order_relaxed);
   while (done < g + 1) {
-    // Relaxed: a late or repeated clear only leaves stale bits (a false "maybe", confirmed
-    // exactly) or clears bits of a generation nobody reads; never a false drop.
+    // A late or repeated clear only leaves stale bits (a false "maybe", confirmed exactly).
+    // A producer still in an older generation may read an array we clear: the zeros are
+    // stored with release after this CAS, so a reader that sees a zero also sees the CAS and
+    // knows (dedup_admit) not to trust its lookup.
     if (h.cleared_through.compare_exchange_weak(done, g + 1, std::memory_order_relaxed)) {
       std::atomic<std::uint64_t>* words = region.bloom(p, g + 1);
       for (std::uint32_t i = 0; i < region.config().dedup_bloom_words; ++i)
-        words[i].store(0, std::memory_order_relaxed);
+        words[i].store(0, std::memory_order_release);
       return;
     }
   }
@@ -136,6 +138,12 @@ DedupVerdict dedup_admit(const RingRegion& region, std::uint32_t p, std::uint64_
     std::uint64_t previous = region.bloom(p, g - 1)[probe.word].load(std::memory_order_acquire);
     maybe = (previous & probe.mask) == probe.mask;
   }
+  // A producer that lagged a generation or more (claimed long ago, published now) may have
+  // looked at arrays that newer generations cleared (entering G clears array (G + 1) % 3):
+  // then its "certainly new" is not certain, confirm exactly instead.
+  if (!maybe &&
+      region.dedup_header(p).cleared_through.load(std::memory_order_acquire) > g + 1)
+    maybe = true;
   if (!maybe) return DedupVerdict::kNew;  // certainly new: no equal key in this window
   return confirm(region, p, seq, key, time_of(slot)) == Match::kDuplicate ? DedupVerdict::kDuplicate
                                                                           : DedupVerdict::kNew;

@@ -26,9 +26,10 @@ Offsets offsets_of(const RingConfig& c) {
   o.cursors = o.lanes + std::size_t{c.producer_lanes} * sizeof(ProducerLane);
   o.partitions = o.cursors + std::size_t{c.max_consumers} * c.partitions * sizeof(CursorLine);
   o.stride = sizeof(PartitionHeader) + std::size_t{c.slots_per_partition} * c.slot_bytes;
-  if (c.dedup_window)
-    o.stride += sizeof(DedupHeader) +
-                std::size_t{kDedupGenerations} * c.dedup_bloom_words * sizeof(std::uint64_t);
+  if (c.dedup_window)  // rounded to a cache line: the next partition header must stay aligned
+    o.stride += align_up(sizeof(DedupHeader) + std::size_t{kDedupGenerations} *
+                                                   c.dedup_bloom_words * sizeof(std::uint64_t),
+                         kCacheLine);
   o.total = o.partitions + o.stride * c.partitions;
   return o;
 }
@@ -47,7 +48,8 @@ RingConfig normalized(RingConfig c) {
   return c;
 }
 
-Status validate_config(const RingConfig& c) {
+Status validate_config(const RingConfig& raw) {
+  const RingConfig c = normalized(raw);
   if (c.partitions == 0 || c.partitions > kMaxPartitions)
     return Status::invalid_argument("partitions must be 1.." + std::to_string(kMaxPartitions) +
                                     ", got " + std::to_string(c.partitions));

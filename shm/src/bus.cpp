@@ -12,6 +12,7 @@
 #include <cerrno>
 #include <cstring>
 #include <thread>
+#include <ctime>
 
 #include "evring/codec/names.h"
 #include "evring/shm/process.h"
@@ -298,7 +299,15 @@ std::span<std::byte> Bus::idempotency_table(std::uint32_t index) const {
 
 Status Bus::lock_registry() const {
   if (read_only_) return Status::permission_denied("bus '" + name_ + "' is open read-only");
-  int rc = pthread_mutex_lock(&header_->registry_mutex);
+  // Timed: a scribbled mutex word could otherwise block us forever. Registry updates take
+  // microseconds, so two seconds means a stuck or corrupt segment, never contention.
+  timespec deadline{};
+  clock_gettime(CLOCK_REALTIME, &deadline);
+  deadline.tv_sec += 2;
+  int rc = pthread_mutex_timedlock(&header_->registry_mutex, &deadline);
+  if (rc == ETIMEDOUT)
+    return Status::timeout("the registry lock of bus '" + name_ +
+                           "' was held for more than 2 s (a stuck process or a corrupt segment)");
   if (rc == EOWNERDEAD) {
     // The previous owner died inside a registry update. Entries are published by their state
     // word last, so a half-written entry is still free: the registry is consistent.

@@ -8,6 +8,8 @@
 #include <thread>
 #include <vector>
 
+#include <unistd.h>
+
 #include "evring/shm/bus.h"
 #include "tools/cli_fixture.h"
 
@@ -347,7 +349,7 @@ TEST_F(cli, FilterDeliversOnlyMatchingEventsAndEphemeralConsumerIsRemoved) {
 TEST_F(cli, HelpListsEveryFlagAndExitCodes) {
   const std::map<std::string, std::vector<std::string>> flags{
       {"create", {"--partitions", "--slots", "--slot-size", "--overflow", "--mode",
-                  "--max-consumers", "--max-producers"}},
+                  "--max-consumers", "--max-producers", "--dedup-window", "--dedup-bits-per-key"}},
       {"ls", {"--json"}},
       {"rm", {}},
       {"stat", {"--json"}},
@@ -372,6 +374,101 @@ TEST_F(cli, HelpListsEveryFlagAndExitCodes) {
   EXPECT_NE(v.out.find("mimalloc"), std::string::npos) << v.out;
   Output none = run({});
   EXPECT_EQ(none.code, 2);
+}
+
+TEST_F(cli, DedupWindowDropsDuplicatesAndStatCountsThem) {
+  Output o = run({"create", bus_, "--partitions", "1", "--slots", "128", "--dedup-window", "64"});
+  ASSERT_EQ(o.code, 0) << o.err;
+  EXPECT_NE(o.out.find(", dedup window 64 events"), std::string::npos) << o.out;
+  json s = stat();
+  EXPECT_EQ(s["config"]["dedup_window"], 64);
+  EXPECT_EQ(s["config"]["dedup_window_ns"], 0);
+  EXPECT_GT(s["config"]["dedup_bloom_words"].get<int>(), 0);
+  EXPECT_EQ(s["totals"]["deduplicated"], 0);
+
+  std::string input;
+  for (int i = 0; i < 20; ++i) {
+    json line{{"type", "chat.message.created"}, {"entity", numbered("e", i)},
+              {"idempotency_key", numbered("key-", i % 10)}, {"data", {{"n", i}}}};
+    input += line.dump() + "\n";
+  }
+  o = run({"publish", bus_, "--jsonl", "--producer", "chat"}, input);
+  EXPECT_EQ(o.code, 0) << o.err;
+  EXPECT_EQ(o.out, "published 20 refused 0\n") << "duplicates count as published, not refused";
+  EXPECT_TRUE(o.err.empty()) << o.err;
+
+  s = stat();
+  EXPECT_EQ(s["totals"]["deduplicated"], 10);
+  ASSERT_EQ(s["partitions"].size(), 1u);
+  EXPECT_EQ(s["partitions"][0]["deduplicated"], 10);
+  EXPECT_EQ(s["partitions"][0]["head"], 20) << "dropped duplicates still took a slot";
+
+  o = run({"tail", bus_, "--from", "earliest", "--timeout-ms", "300"});
+  ASSERT_EQ(o.code, 0) << o.err;
+  std::vector<json> events = events_of(o.out);
+  ASSERT_EQ(events.size(), 10u) << o.out;
+  std::set<std::string> keys;
+  for (int i = 0; i < 10; ++i) {
+    EXPECT_EQ(events[i]["data"]["n"], i) << "the first of each key is the one kept";
+    keys.insert(events[i]["idempotency_key"].get<std::string>());
+  }
+  EXPECT_EQ(keys.size(), 10u);
+
+  // A single publish of a duplicate: reported, exit 0, nothing written.
+  o = run({"publish", bus_, "--type", "chat.message.created", "--producer", "chat", "--entity",
+           "x", "--idempotency-key", "key-3"});
+  EXPECT_EQ(o.code, 0) << o.err;
+  EXPECT_EQ(o.out.rfind("duplicate: ", 0), 0u) << o.out;
+  EXPECT_EQ(stat()["totals"]["deduplicated"], 11);
+
+  o = run({"stat", bus_});
+  ASSERT_EQ(o.code, 0) << o.err;
+  EXPECT_NE(o.out.find("dedup window 64 events"), std::string::npos) << o.out;
+  EXPECT_NE(o.out.find("DEDUPLICATED"), std::string::npos) << o.out;
+  EXPECT_NE(o.out.find("deduplicated 11"), std::string::npos) << o.out;
+}
+
+TEST_F(cli, DedupWindowDurationUsesHalfTheSlots) {
+  Output o = run({"create", bus_, "--slots", "64", "--dedup-window", "500ms",
+                  "--dedup-bits-per-key", "4"});
+  ASSERT_EQ(o.code, 0) << o.err;
+  EXPECT_NE(o.out.find(", dedup window 32 events or 500ms"), std::string::npos) << o.out;
+  json s = stat();
+  EXPECT_EQ(s["config"]["dedup_window"], 32);
+  EXPECT_EQ(s["config"]["dedup_window_ns"], 500'000'000ull);
+  EXPECT_EQ(s["config"]["dedup_bloom_words"], 2) << "32 keys x 4 bits = 128 bits";
+  ASSERT_EQ(run({"rm", bus_}).code, 0);
+  for (const auto& [text, ns] : std::vector<std::pair<std::string, std::uint64_t>>{
+           {"10s", 10'000'000'000ull}, {"5m", 300'000'000'000ull}, {"250us", 250'000ull}}) {
+    o = run({"create", bus_, "--slots", "64", "--dedup-window", text});
+    ASSERT_EQ(o.code, 0) << text << ": " << o.err;
+    EXPECT_EQ(stat()["config"]["dedup_window_ns"], ns) << text;
+    ASSERT_EQ(run({"rm", bus_}).code, 0);
+  }
+  create();
+  EXPECT_EQ(stat()["config"]["dedup_window"], 0) << "dedup is off by default";
+}
+
+TEST_F(cli, BadDedupWindowExits2NamingTheProblem) {
+  const std::vector<std::pair<std::vector<std::string>, std::string>> cases{
+      {{"--slots", "128", "--dedup-window", "65"}, "64"},  // the limit: slots / 2
+      {{"--slots", "128", "--dedup-window", "0"}, "at least 1"},
+      {{"--dedup-window", "abc"}, "abc"},
+      {{"--dedup-window", "10x"}, "10x"},
+      {{"--dedup-window", "0ms"}, "0ms"},
+      {{"--dedup-window", "-5"}, "-5"},
+      {{"--dedup-window", "64", "--dedup-bits-per-key", "0"}, "1..64"},
+      {{"--dedup-window", "64", "--dedup-bits-per-key", "65"}, "1..64"},
+      {{"--dedup-bits-per-key", "8"}, "--dedup-window"},
+  };
+  for (const auto& [extra, mentions] : cases) {
+    std::vector<std::string> args{"create", bus_};
+    args.insert(args.end(), extra.begin(), extra.end());
+    Output o = run(args);
+    EXPECT_EQ(o.code, 2) << extra.back();
+    expect_one_error_line(o, mentions);
+    EXPECT_NE(::access(evring::Bus::object_path(bus_).c_str(), F_OK), 0) << extra.back();
+  }
 }
 
 }  // namespace

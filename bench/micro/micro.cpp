@@ -1,0 +1,170 @@
+// evring-micro: per-operation cost of envelope encode/decode, entity_key_hash, bloom_probe,
+// RingProducer::try_publish with no consumer attached, and poll of a ready batch.
+// The ring lives in a std::aligned_alloc'ed, zeroed heap region formatted with
+// RingRegion::format (as tests/core/ring_fixture.h does): no shared memory, one process.
+#include <benchmark/benchmark.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "evring/codec/envelope.h"
+#include "evring/core/dedup.h"
+#include "evring/core/ring.h"
+
+namespace {
+using namespace evring;
+using namespace evring::core;
+
+std::vector<std::byte> bytes_of(size_t n) {
+  std::vector<std::byte> v(n);
+  for (size_t i = 0; i < n; ++i) v[i] = static_cast<std::byte>(i * 31 + 7);
+  return v;
+}
+
+class HeapRing {
+ public:
+  explicit HeapRing(const RingConfig& c) {
+    if (!validate_config(c).is_ok()) std::abort();
+    bytes_ = ring_region_bytes(c);
+    mem_ = static_cast<std::byte*>(std::aligned_alloc(kCacheLine, (bytes_ + kCacheLine - 1) / kCacheLine * kCacheLine));
+    std::memset(mem_, 0, bytes_);
+    region_ = RingRegion::format(std::span(mem_, bytes_), c);
+    for (uint16_t t = 1; t < 16; ++t) policy_.known.set(t), policy_.allowed.set(t);
+  }
+  ~HeapRing() { std::free(mem_); }
+  const RingRegion& region() const { return region_; }
+  std::unique_ptr<RingProducer> producer() {
+    auto lane = region_.acquire_lane(static_cast<uint32_t>(::getpid()), 1, 1,
+                                     [](uint32_t, uint64_t) { return true; });
+    if (!lane.ok()) std::abort();
+    return std::make_unique<RingProducer>(region_, 1, lane.value(), &policy_);
+  }
+
+ private:
+  size_t bytes_ = 0;
+  std::byte* mem_ = nullptr;
+  RingRegion region_;
+  TypePolicy policy_;
+};
+
+RingConfig config(uint32_t slots, Overflow overflow) {
+  RingConfig c;
+  c.partitions = 1;
+  c.slots_per_partition = slots;
+  c.slot_bytes = 512;
+  c.max_consumers = 2;
+  c.producer_lanes = 2;
+  c.overflow = overflow;
+  return c;
+}
+
+void BM_EnvelopeEncode(benchmark::State& state) {
+  const auto payload = bytes_of(static_cast<size_t>(state.range(0)));
+  const std::string key = "entity-42";
+  EnvelopeHeader h{};
+  h.type_id = 1;
+  std::vector<std::byte> out(envelope_bytes(key.size(), payload.size()));
+  for (auto _ : state) {
+    benchmark::DoNotOptimize(encode_envelope(out, h, std::as_bytes(std::span(key)), payload));
+    benchmark::ClobberMemory();
+  }
+  state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * out.size()));
+}
+BENCHMARK(BM_EnvelopeEncode)->Arg(64)->Arg(1024);
+
+void BM_EnvelopeDecode(benchmark::State& state) {
+  const auto payload = bytes_of(static_cast<size_t>(state.range(0)));
+  const std::string key = "entity-42";
+  EnvelopeHeader h{};
+  h.type_id = 1;
+  std::vector<std::byte> buf(envelope_bytes(key.size(), payload.size()));
+  (void)encode_envelope(buf, h, std::as_bytes(std::span(key)), payload);
+  EnvelopeView view;
+  for (auto _ : state) {
+    benchmark::DoNotOptimize(decode_envelope(buf, &view));
+    benchmark::DoNotOptimize(view);
+  }
+  if (decode_envelope(buf, &view) != EnvelopeCheck::kOk) state.SkipWithError("decode failed");
+  state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * buf.size()));
+}
+BENCHMARK(BM_EnvelopeDecode)->Arg(64)->Arg(1024);
+
+void BM_EntityKeyHash(benchmark::State& state) {
+  const std::string key(static_cast<size_t>(state.range(0)), 'k');
+  for (auto _ : state) {
+    std::string_view k = key;
+    benchmark::DoNotOptimize(k);
+    benchmark::DoNotOptimize(entity_key_hash(k));
+  }
+}
+BENCHMARK(BM_EntityKeyHash)->Arg(8)->Arg(32)->Arg(128);
+
+void BM_BloomProbe(benchmark::State& state) {
+  Id128 id;
+  for (int i = 0; i < 16; ++i) id.bytes[i] = static_cast<uint8_t>(i * 17 + 3);
+  for (auto _ : state) {
+    ++id.bytes[0];
+    benchmark::DoNotOptimize(bloom_probe(id, 4096, 16));
+  }
+}
+BENCHMARK(BM_BloomProbe);
+
+// No consumer attached: nothing gates the producer (reject mode has no slowest consumer).
+void BM_TryPublishNoConsumer(benchmark::State& state) {
+  HeapRing ring(config(4096, Overflow::kReject));
+  auto producer = ring.producer();
+  const auto payload = bytes_of(static_cast<size_t>(state.range(0)));
+  PublishRequest r;
+  r.type_id = 1;
+  r.entity_key = "entity-42";
+  r.payload = payload;
+  for (auto _ : state) {
+    const PublishResult res = producer->try_publish(r);
+    if (res != PublishResult::kOk) {
+      state.SkipWithError(std::string(describe(res)).c_str());
+      break;
+    }
+  }
+  state.SetItemsProcessed(static_cast<int64_t>(state.iterations()));
+}
+BENCHMARK(BM_TryPublishNoConsumer)->Arg(64)->Arg(256);
+
+// Publishes a batch of 256 (not timed), then times one poll() that delivers all of them.
+void BM_PollReadyBatch(benchmark::State& state) {
+  constexpr size_t kBatch = 256;
+  HeapRing ring(config(4096, Overflow::kReject));
+  auto producer = ring.producer();
+  RingConsumer consumer(ring.region(), 0, RingConsumer::Start::kEarliest);
+  const auto payload = bytes_of(64);
+  PublishRequest r;
+  r.type_id = 1;
+  r.entity_key = "entity-42";
+  r.payload = payload;
+  uint64_t sum = 0;
+  for (auto _ : state) {
+    state.PauseTiming();
+    for (size_t i = 0; i < kBatch; ++i)
+      if (producer->try_publish(r) != PublishResult::kOk) {
+        state.SkipWithError("publish failed");
+        break;
+      }
+    state.ResumeTiming();
+    const PollResult pr =
+        consumer.poll([&](const Event& e) { sum += e.view.payload.size(); }, kBatch);
+    if (pr.delivered != kBatch) {
+      state.SkipWithError("poll delivered fewer than the batch");
+      break;
+    }
+  }
+  benchmark::DoNotOptimize(sum);
+  state.SetItemsProcessed(static_cast<int64_t>(state.iterations() * kBatch));
+}
+BENCHMARK(BM_PollReadyBatch);
+
+}  // namespace
+
+BENCHMARK_MAIN();
