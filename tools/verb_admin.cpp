@@ -6,6 +6,7 @@
 
 #include "cli_common.h"
 #include "evring/shm/bus.h"
+#include "evring/shm/idempotent.h"
 #include "json_render.h"
 
 namespace evring::cli {
@@ -208,6 +209,16 @@ OrderedJson collect_stat(const Bus& bus) {
     }
     cj["lag"] = lag, cj["delivered"] = cd, cj["gaps"] = cg, cj["filtered"] = cf, cj["corrupt"] = cc;
     cj["partitions"] = std::move(cparts);
+    // The consumer's idempotency table (IdempotentHandler), when it has used one.
+    auto table = shm::IdempotencyTableReader::attach(bus.idempotency_table(ci.index),
+                                                     bus.header().idempotency_keys);
+    if (table.ok()) {
+      shm::IdempotencyStats st = table->stats();
+      cj["idempotency"] = {{"keys", st.keys}, {"remembered", st.remembered},
+                           {"handled", st.handled}, {"duplicates_skipped", st.duplicates_skipped}};
+    } else {
+      cj["idempotency"] = {{"error", table.status().to_string()}};
+    }
     gaps += cg, delivered += cd;
     consumers.push_back(std::move(cj));
   }
@@ -259,6 +270,13 @@ void print_stat_text(const OrderedJson& j) {
       std::printf("  %-10s %14s %10s %12s %8s %10s %8s\n", u(p["partition"]).c_str(),
                   u(p["committed"]).c_str(), u(p["lag"]).c_str(), u(p["delivered"]).c_str(),
                   u(p["gaps"]).c_str(), u(p["filtered"]).c_str(), u(p["corrupt"]).c_str());
+    const OrderedJson& id = ci["idempotency"];
+    if (id.contains("error"))
+      std::printf("  idempotency table: %s\n", u(id["error"]).c_str());
+    else
+      std::printf("  idempotency table: %s keys remembered of %s, handled %s, duplicates skipped %s\n",
+                  u(id["remembered"]).c_str(), u(id["keys"]).c_str(), u(id["handled"]).c_str(),
+                  u(id["duplicates_skipped"]).c_str());
   }
   const OrderedJson& t = j["totals"];
   std::printf(
