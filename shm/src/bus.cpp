@@ -141,6 +141,7 @@ Result<std::shared_ptr<Bus>> Bus::create(std::string_view name, const BusOptions
   h.ring_bytes = l.ring_bytes;
   h.idempotency_offset = l.idempotency;
   h.idempotency_keys = options.idempotency_keys;
+  h.consumer_grace_ms = options.consumer_grace_ms;
   copy_cstr(h.bus_name, sizeof h.bus_name, name);
 
   pthread_mutexattr_t attr;

@@ -304,6 +304,7 @@ Result<std::unique_ptr<Consumer>> Bus::consumer(std::string_view name, ConsumerO
   e.pid = static_cast<std::uint32_t>(me);
   e.start_time = shm::self_start_time();
   e.last_seen_unix_ns.store(unix_now_ns(), std::memory_order_relaxed);
+  e.dead_since_unix_ns.store(0, std::memory_order_relaxed);
   copy_cstr(e.filter, sizeof e.filter, options.filter);
   // SYNC POINT: release publishes the entry to lock-free readers (consumers(), stat).
   e.state.store(kActive, std::memory_order_release);
@@ -333,11 +334,18 @@ std::vector<ConsumerInfo> Bus::consumers() const {
 
 std::size_t Bus::sweep_dead_consumers() {
   std::size_t swept = 0;
+  const std::uint64_t now = unix_now_ns();
+  const std::uint64_t grace_ns = std::uint64_t{header_->consumer_grace_ms} * 1'000'000;
   for (const auto& c : consumers()) {
-    if (c.attached && !c.alive) {
-      ring_.detach_consumer(c.index);
-      ++swept;
-    }
+    if (!c.attached) continue;
+    std::atomic<std::uint64_t>& since = consumer_entry(c.index).dead_since_unix_ns;
+    if (c.alive) continue;
+    // Relaxed: a timestamp for the grace period; racing sweeps agree on the first one.
+    std::uint64_t first = 0;
+    if (since.compare_exchange_strong(first, now, std::memory_order_relaxed)) first = now;
+    if (now - first < grace_ns) continue;
+    ring_.detach_consumer(c.index);
+    ++swept;
   }
   return swept;
 }

@@ -82,7 +82,7 @@ TEST(SegmentLayoutGoldenTest, StructOffsetsAndSizes) {
   EXPECT_EQ(offsetof(shm::SegmentHeader, ring_bytes), 104u);
   EXPECT_EQ(offsetof(shm::SegmentHeader, idempotency_offset), 112u);
   EXPECT_EQ(offsetof(shm::SegmentHeader, idempotency_keys), 120u);
-  EXPECT_EQ(offsetof(shm::SegmentHeader, reserved1), 124u);
+  EXPECT_EQ(offsetof(shm::SegmentHeader, consumer_grace_ms), 124u);
   EXPECT_EQ(offsetof(shm::SegmentHeader, registry_mutex), 128u);
   EXPECT_EQ(offsetof(shm::SegmentHeader, bus_name), 192u);
   EXPECT_EQ(offsetof(shm::SegmentHeader, reserved2), 256u);
@@ -104,7 +104,8 @@ TEST(SegmentLayoutGoldenTest, StructOffsetsAndSizes) {
   EXPECT_EQ(offsetof(shm::ConsumerEntry, last_seen_unix_ns), 24u);
   EXPECT_EQ(offsetof(shm::ConsumerEntry, name), 32u);
   EXPECT_EQ(offsetof(shm::ConsumerEntry, filter), 96u);
-  EXPECT_EQ(offsetof(shm::ConsumerEntry, reserved), 224u);
+  EXPECT_EQ(offsetof(shm::ConsumerEntry, dead_since_unix_ns), 224u);
+  EXPECT_EQ(offsetof(shm::ConsumerEntry, reserved), 232u);
 
   EXPECT_EQ(sizeof(shm::TypeEntry), 192u);
   EXPECT_EQ(offsetof(shm::TypeEntry, state), 0u);

@@ -74,6 +74,7 @@ inline BusOptions small_options(std::uint32_t partitions = 2, std::uint32_t slot
   o.ring.overflow = overflow;
   o.max_producers = 16;
   o.max_types = 32;
+  o.consumer_grace_ms = 0;  // tests of sweeping want a dead consumer detached at once
   return o;
 }
 

@@ -32,7 +32,11 @@ struct BusOptions {
   // Keys each consumer's idempotency table remembers (power of two; 0 = no tables).
   std::uint32_t idempotency_keys = 4096;
   mode_t mode = 0600;
-  bool prefault = true;  // touch every page at create so no publish pays a first-touch fault
+  bool prefault = true;
+  // Reject mode: a consumer whose process died keeps gating producers for this long, so that
+  // a consumer restarted within it loses nothing; after it, producers may lap its cursor and
+  // it is told the gap when it returns.
+  std::uint32_t consumer_grace_ms = 1000;  // touch every page at create so no publish pays a first-touch fault
 };
 
 enum class Access : std::uint8_t { kReadWrite, kReadOnly };
@@ -124,7 +128,8 @@ class Bus : public std::enable_shared_from_this<Bus> {
   std::vector<ProducerInfo> producers() const;
   std::vector<ConsumerInfo> consumers() const;
   std::vector<TypeInfo> types() const;
-  // Marks consumers whose process is gone as detached so they stop gating producers.
+  // Marks consumers whose process has been gone for the bus's grace period as detached so they
+  // stop gating producers. Returns how many it detached.
   std::size_t sweep_dead_consumers();
   // Removes a consumer's registration and cursors. Refused while it is attached and alive.
   Status remove_consumer(std::string_view name);

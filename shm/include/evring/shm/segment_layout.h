@@ -58,7 +58,7 @@ inline constexpr std::size_t kSegmentHeaderBytes = 1024;
 // | 104 |    8 | ring_bytes          | create()                                                 |
 // | 112 |    8 | idempotency_offset  | create(): per-consumer idempotency tables (see below)    |
 // | 120 |    4 | idempotency_keys    | create(): keys per consumer table (power of two, or 0)   |
-// | 124 |    4 | reserved            |                                                          |
+// | 124 |    4 | consumer_grace_ms   | create(): how long a dead consumer keeps gating (reject) |
 // | 128 |   64 | registry_mutex      | pthread_mutex_t, process-shared + robust                 |
 // | 192 |   64 | bus_name            | NUL-terminated                                           |
 // | 256 |  768 | reserved            |                                                          |
@@ -84,7 +84,7 @@ struct SegmentHeader {
   std::uint64_t ring_bytes;
   std::uint64_t idempotency_offset;
   std::uint32_t idempotency_keys;
-  std::uint32_t reserved1;
+  std::uint32_t consumer_grace_ms;
   union {
     pthread_mutex_t registry_mutex;
     std::uint8_t registry_mutex_bytes[64];
@@ -145,7 +145,9 @@ static_assert(offsetof(ProducerEntry, domains) == 88);
 // |  24 |    8 | last_seen_unix_ns (atomic)| the consumer, relaxed, at most every ~10 ms of poll |
 // |  32 |   64 | name                      | NUL-terminated                                     |
 // |  96 |  128 | filter                    | NUL-terminated pattern ("" = everything)           |
-// | 224 |   32 | reserved                  |                                                    |
+// | 224 |    8 | dead_since_unix_ns (atomic)| first time a sweep found its process dead, 0 =    |
+// |     |      |                           | alive; relaxed: only sweeps (any process) use it   |
+// | 232 |   24 | reserved                  |                                                    |
 struct ConsumerEntry {
   std::atomic<std::uint32_t> state;
   std::uint32_t pid;
@@ -154,12 +156,14 @@ struct ConsumerEntry {
   std::atomic<std::uint64_t> last_seen_unix_ns;
   char name[64];
   char filter[128];
-  std::uint8_t reserved[32];
+  std::atomic<std::uint64_t> dead_since_unix_ns;
+  std::uint8_t reserved[24];
 };
 static_assert(sizeof(ConsumerEntry) == 256);
 static_assert(offsetof(ConsumerEntry, last_seen_unix_ns) == 24);
 static_assert(offsetof(ConsumerEntry, name) == 32);
 static_assert(offsetof(ConsumerEntry, filter) == 96);
+static_assert(offsetof(ConsumerEntry, dead_since_unix_ns) == 224);
 
 // TypeEntry (192 B). Type id = index + 1.
 // | off | size | field              | writer / publication                                      |
