@@ -417,8 +417,8 @@ SlotHeader* RingProducer::begin_write(std::uint32_t p, std::uint64_t seq) {
   return &slot;
 }
 
-void RingProducer::fill_header(EnvelopeHeader* h, const PublishRequest& r, std::uint64_t seq,
-                               std::uint64_t now_ns) {
+void RingProducer::fill_header(EnvelopeHeader* h, const PublishRequest& r, std::uint64_t key_hash,
+                               std::uint64_t seq, std::uint64_t now_ns) {
   h->type_id = r.type_id;
   h->schema_version = r.schema_version;
   h->producer_id = producer_id_;
@@ -432,17 +432,17 @@ void RingProducer::fill_header(EnvelopeHeader* h, const PublishRequest& r, std::
   h->idempotency_key = r.idempotency_key.is_zero() ? h->event_id : r.idempotency_key;
   h->correlation_id = r.correlation_id.is_zero() ? ids_.next_trace_id() : r.correlation_id;
   h->causation_id = r.causation_id;
-  h->entity_key_hash = entity_key_hash(r.entity_key);
+  h->entity_key_hash = key_hash;
   h->entity_revision = r.entity_revision;
   h->origin_host = r.origin_host;
   h->checksum = 0;
 }
 
 void RingProducer::write_event(SlotHeader* slot, std::uint64_t seq, const PublishRequest& r,
-                               std::uint32_t partition, std::uint64_t now_ns,
-                               PublishReceipt* receipt) {
+                               std::uint64_t key_hash, std::uint32_t partition,
+                               std::uint64_t now_ns, PublishReceipt* receipt) {
   EnvelopeHeader h;
-  fill_header(&h, r, seq, now_ns);
+  fill_header(&h, r, key_hash, seq, now_ns);
   auto key = std::as_bytes(std::span(r.entity_key.data(), r.entity_key.size()));
   std::size_t bytes = encode_envelope(
       std::span(RingRegion::envelope_of(*slot), region_.max_envelope_bytes()), h, key, r.payload);
@@ -471,13 +471,14 @@ bool RingProducer::finish_publish(std::uint32_t p, SlotHeader* slot, std::uint64
 PublishResult RingProducer::try_publish(const PublishRequest& r, PublishReceipt* receipt) {
   if (PublishResult c = check(r, r.entity_key.size() + r.payload.size()); c != PublishResult::kOk)
     return c;
-  std::uint32_t p = region_.partition_of(entity_key_hash(r.entity_key));
+  const std::uint64_t key_hash = entity_key_hash(r.entity_key);
+  std::uint32_t p = region_.partition_of(key_hash);
   std::uint64_t seq, got;
   if (PublishResult c = claim(p, 1, &seq, &got); c != PublishResult::kOk) return c;
   std::uint64_t now = unix_now_ns();
   PublishResult result = PublishResult::kOk;
   if (SlotHeader* slot = begin_write(p, seq)) {
-    write_event(slot, seq, r, p, now, receipt);
+    write_event(slot, seq, r, key_hash, p, now, receipt);
     if (!finish_publish(p, slot, seq)) result = PublishResult::kDuplicate;
   } else if (region_.config().overflow == Overflow::kReject) {
     result = PublishResult::kRevoked;
@@ -512,7 +513,8 @@ PublishResult RingProducer::try_publish_batch(std::span<const PublishRequest> re
     std::uint64_t now = unix_now_ns();
     for (std::uint64_t k = 0; k < got; ++k) {
       if (SlotHeader* slot = begin_write(p, first + k)) {
-        write_event(slot, first + k, requests[i + k], p, now, nullptr);
+        const PublishRequest& rk = requests[i + k];
+        write_event(slot, first + k, rk, entity_key_hash(rk.entity_key), p, now, nullptr);
         (void)finish_publish(p, slot, first + k);  // a duplicate counts as handled
       }
     }
@@ -531,7 +533,8 @@ PublishResult RingProducer::try_claim(const PublishRequest& r, std::size_t paylo
                                       Claim* out) {
   if (PublishResult c = check(r, r.entity_key.size() + payload_bytes); c != PublishResult::kOk)
     return c;
-  std::uint32_t p = region_.partition_of(entity_key_hash(r.entity_key));
+  const std::uint64_t key_hash = entity_key_hash(r.entity_key);
+  std::uint32_t p = region_.partition_of(key_hash);
   std::uint64_t seq, got;
   if (PublishResult c = claim(p, 1, &seq, &got); c != PublishResult::kOk) return c;
   SlotHeader* slot = begin_write(p, seq);
@@ -547,7 +550,7 @@ PublishResult RingProducer::try_claim(const PublishRequest& r, std::size_t paylo
   // the caller still gets somewhere to write, and commit() publishes nothing.
   std::byte* env = slot ? RingRegion::envelope_of(*slot) : discard_.get();
   EnvelopeHeader h;
-  fill_header(&h, r, seq, unix_now_ns());
+  fill_header(&h, r, key_hash, seq, unix_now_ns());
   h.format_version = kEnvelopeFormatVersion;
   h.header_bytes = kEnvelopeHeaderBytes;
   h.entity_key_bytes = static_cast<std::uint16_t>(r.entity_key.size());
