@@ -27,7 +27,7 @@ if command -v clang++ >/dev/null && ls /usr/lib/llvm-*/lib/clang/*/lib/linux/lib
   for target in envelope_fuzz names_fuzz segment_fuzz; do
     corpus=build-fuzz/corpus/$target
     mkdir -p "$corpus"
-    build-fuzz/tests/fuzz/evring_$target "$corpus" -max_total_time="$fuzz_seconds" \
+    build-fuzz/tests/fuzz/evring_$target "$corpus" -artifact_prefix=build-fuzz/ -max_total_time="$fuzz_seconds" \
       -max_len=4096 -timeout=10 -print_final_stats=1 2>build-fuzz/$target.log || {
         tail -40 build-fuzz/$target.log; echo "fuzz target $target failed"; exit 1; }
     grep -E "stat::number_of_executed_units|stat::peak_rss" build-fuzz/$target.log | tr '\n' ' '
