@@ -1,7 +1,7 @@
 // evring-bench: cross-process throughput and latency of the real evring Bus API.
 //
 //   evring-bench throughput [--payload B=64] [--partitions N=1] [--producers N=1]
-//                           [--consumers N=1] [--seconds S=1] [--batch N=1] [--dedup]
+//                           [--consumers N=1] [--seconds S=1] [--batch N=1] [--dedup [--dedup-bits-per-key N=16]]
 //                           [--runs N=5] [--cpus A,B] [--no-peers] [--json]
 //   evring-bench latency    [--payload B=64] [--rate EV_PER_S=100000] [--seconds S=1]
 //                           [--wait spin|yield|block] [--hgrm FILE] [--cpus A,B] [--no-peers]
@@ -55,6 +55,7 @@ struct Options {
   double seconds = 1.0;
   size_t batch = 1;
   bool dedup = false;
+  uint8_t dedup_bits = 16;  // bloom bits per key: 1 gives a filter that says "maybe" to most keys
   int runs = 5;
   double rate = 100000;
   std::string wait = "spin";
@@ -86,6 +87,7 @@ Options parse(int argc, char** argv) {
     else if (a == "--seconds") o.seconds = std::stod(val());
     else if (a == "--batch") o.batch = std::stoul(val());
     else if (a == "--dedup") o.dedup = true;
+    else if (a == "--dedup-bits-per-key") o.dedup_bits = static_cast<uint8_t>(std::stoul(val()));
     else if (a == "--runs") o.runs = std::stoi(val());
     else if (a == "--rate") o.rate = std::stod(val());
     else if (a == "--wait") o.wait = val();
@@ -310,7 +312,10 @@ ThroughputRun throughput_once(const Options& o) {
   bo.ring.max_consumers = static_cast<uint32_t>(o.consumers + 1);
   bo.ring.producer_lanes = static_cast<uint32_t>(o.producers + 2);
   bo.ring.overflow = core::Overflow::kReject;
-  if (o.dedup) bo.ring.dedup_window = 1024;
+  if (o.dedup) {
+    bo.ring.dedup_window = 1024;
+    bo.ring.dedup_bits_per_key = o.dedup_bits;
+  }
   bo.prefault = true;
   auto bus = must(Bus::create(name, bo), "Bus::create");
   BusGuard guard{name};

@@ -5,6 +5,8 @@
 #include <benchmark/benchmark.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cmath>
 #include <cstdlib>
 #include <cstring>
 #include <memory>
@@ -112,6 +114,44 @@ void BM_BloomProbe(benchmark::State& state) {
   }
 }
 BENCHMARK(BM_BloomProbe);
+
+// False-positive rate of the blocked bloom at the ring's sizing (window W keys, bits per key
+// b -> words = next_pow2(W * b / 64), k = round(0.69 * 64 * words / W) bits in one word) next
+// to the textbook target (1 - e^(-k W / m))^k of an unblocked filter with as many bits m.
+void BM_BloomFalsePositiveRate(benchmark::State& state) {
+  const std::uint32_t window = 1024;
+  const auto bits_per_key = static_cast<std::uint32_t>(state.range(0));
+  RingConfig c;
+  c.dedup_window = window;
+  c.dedup_bits_per_key = static_cast<std::uint8_t>(bits_per_key);
+  c = normalized(c);
+  const std::uint32_t words = c.dedup_bloom_words;
+  const double m = 64.0 * words;
+  const auto k = static_cast<std::uint32_t>(
+      std::clamp(m / window * 0.69 + 0.5, 1.0, 16.0));  // as RingRegion::format
+  std::vector<std::uint64_t> bloom(words, 0);
+  IdGenerator ids(42);
+  double rate = 0;
+  for (auto _ : state) {
+    std::fill(bloom.begin(), bloom.end(), 0);
+    for (std::uint32_t i = 0; i < window; ++i) {
+      BloomProbe p = bloom_probe(ids.next_trace_id(), words, k);
+      bloom[p.word] |= p.mask;
+    }
+    std::uint64_t hits = 0;
+    constexpr std::uint32_t kProbes = 100000;
+    for (std::uint32_t i = 0; i < kProbes; ++i) {
+      BloomProbe p = bloom_probe(ids.next_trace_id(), words, k);
+      hits += (bloom[p.word] & p.mask) == p.mask;
+    }
+    rate = static_cast<double>(hits) / kProbes;
+  }
+  state.counters["fp_rate"] = rate;
+  const double kd = k;
+  state.counters["target"] = std::pow(1.0 - std::exp(-kd * window / m), kd);
+  state.counters["bits_set_k"] = k;
+}
+BENCHMARK(BM_BloomFalsePositiveRate)->Arg(1)->Arg(4)->Arg(8)->Arg(16)->Iterations(3);
 
 // No consumer attached: nothing gates the producer (reject mode has no slowest consumer).
 void BM_TryPublishNoConsumer(benchmark::State& state) {
