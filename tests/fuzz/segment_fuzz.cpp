@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <string>
 
@@ -37,6 +38,8 @@ std::size_t template_size() {
     for (int i = 0; i < 12; ++i)
       (void)(*producer)->publish(type.value(), "key-" + std::to_string(i), "payload");
     (void)(*bus)->consumer("reader");
+    // libFuzzer ends with exit(): remove the template bus then, so /dev/shm stays clean.
+    std::atexit([] { (void)evring::Bus::remove(bus_name()); });
     return (*bus)->header().segment_bytes;
   }();
   return size;
