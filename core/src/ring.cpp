@@ -3,6 +3,7 @@
 #include <sched.h>
 
 #include <algorithm>
+#include <array>
 #include <cstring>
 #include <limits>
 #include <thread>
@@ -468,6 +469,14 @@ bool RingProducer::finish_publish(std::uint32_t p, SlotHeader* slot, std::uint64
   return true;
 }
 
+void RingProducer::notify_consumers() {
+  // Dekker with RingConsumer::wait: our final slot store, then their sleepers count; they
+  // increment sleepers, then look at our slot. seq_cst fence on our side, seq_cst RMW on theirs,
+  // so at least one of us sees the other.
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  if (region_.header().sleepers.load(std::memory_order_relaxed) != 0) region_.wake_sleepers();
+}
+
 PublishResult RingProducer::try_publish(const PublishRequest& r, PublishReceipt* receipt) {
   if (PublishResult c = check(r, r.entity_key.size() + r.payload.size()); c != PublishResult::kOk)
     return c;
@@ -484,11 +493,7 @@ PublishResult RingProducer::try_publish(const PublishRequest& r, PublishReceipt*
     result = PublishResult::kRevoked;
   }
   end_claim();
-  // Dekker with RingConsumer::wait: our PUBLISHED store, then their sleepers count; they
-  // increment sleepers, then look at our slot. seq_cst fence on our side, seq_cst RMW on theirs,
-  // so at least one of us sees the other.
-  std::atomic_thread_fence(std::memory_order_seq_cst);
-  if (region_.header().sleepers.load(std::memory_order_relaxed) != 0) region_.wake_sleepers();
+  notify_consumers();
   return result;
 }
 
@@ -501,20 +506,24 @@ PublishResult RingProducer::try_publish_batch(std::span<const PublishRequest> re
     const PublishRequest& r0 = requests[i];
     if (result = check(r0, r0.entity_key.size() + r0.payload.size()); result != PublishResult::kOk)
       break;
-    std::uint32_t p = region_.partition_of(entity_key_hash(r0.entity_key));
+    // Hash each key once: the run's hashes are kept for the writes (bounded, no allocation).
+    std::array<std::uint64_t, kBatchRun> hashes;
+    hashes[0] = entity_key_hash(r0.entity_key);
+    const std::uint32_t p = region_.partition_of(hashes[0]);
     std::size_t j = i + 1;  // the run of valid requests of the same partition
-    while (j < requests.size() &&
+    while (j < requests.size() && j - i < kBatchRun &&
            check(requests[j], requests[j].entity_key.size() + requests[j].payload.size()) ==
-               PublishResult::kOk &&
-           region_.partition_of(entity_key_hash(requests[j].entity_key)) == p)
+               PublishResult::kOk) {
+      hashes[j - i] = entity_key_hash(requests[j].entity_key);
+      if (region_.partition_of(hashes[j - i]) != p) break;
       ++j;
+    }
     std::uint64_t first, got;
     if (result = claim(p, j - i, &first, &got); result != PublishResult::kOk) break;
     std::uint64_t now = unix_now_ns();
     for (std::uint64_t k = 0; k < got; ++k) {
       if (SlotHeader* slot = begin_write(p, first + k)) {
-        const PublishRequest& rk = requests[i + k];
-        write_event(slot, first + k, rk, entity_key_hash(rk.entity_key), p, now, nullptr);
+        write_event(slot, first + k, requests[i + k], hashes[k], p, now, nullptr);
         (void)finish_publish(p, slot, first + k);  // a duplicate counts as handled
       }
     }
@@ -522,10 +531,7 @@ PublishResult RingProducer::try_publish_batch(std::span<const PublishRequest> re
     i += got;
     *published = i;
   }
-  if (*published) {
-    std::atomic_thread_fence(std::memory_order_seq_cst);  // see try_publish
-    if (region_.header().sleepers.load(std::memory_order_relaxed) != 0) region_.wake_sleepers();
-  }
+  if (*published) notify_consumers();
   return result;
 }
 
@@ -570,8 +576,7 @@ PublishResult RingProducer::commit(Claim& claim) {
     if (!finish_publish(claim.partition, claim.slot, claim.sequence))
       result = PublishResult::kDuplicate;
     end_claim();
-    std::atomic_thread_fence(std::memory_order_seq_cst);  // see try_publish
-    if (region_.header().sleepers.load(std::memory_order_relaxed) != 0) region_.wake_sleepers();
+    notify_consumers();
   } else {
     end_claim();  // overwrite mode, lapped before writing: nothing to publish
   }
@@ -586,8 +591,7 @@ void RingProducer::abort(Claim& claim) {
                            std::memory_order_release);
     end_claim();
     region_.partition(claim.partition).abandoned.fetch_add(1, std::memory_order_relaxed);
-    std::atomic_thread_fence(std::memory_order_seq_cst);
-    if (region_.header().sleepers.load(std::memory_order_relaxed) != 0) region_.wake_sleepers();
+    notify_consumers();
   }
   claim = Claim{};
 }

@@ -205,7 +205,8 @@ class RingProducer {
                const TypePolicy* policy);
 
   PublishResult try_publish(const PublishRequest& request, PublishReceipt* receipt = nullptr);
-  // Publishes requests in order, claiming runs of the same partition with one claim each.
+  // Publishes requests in order, claiming each run of the same partition (up to kBatchRun
+  // requests) with one claim.
   // Stops at the first refusal; *published says how many went out (a prefix of requests).
   PublishResult try_publish_batch(std::span<const PublishRequest> requests,
                                   std::size_t* published);
@@ -238,6 +239,8 @@ class RingProducer {
   // Publishes the written slot, or, on a dedup bus, drops it as a confirmed duplicate (false).
   bool finish_publish(std::uint32_t p, SlotHeader* slot, std::uint64_t seq);
   void end_claim();  // the lane's intent is done: every claimed slot is finished
+  void notify_consumers();  // wakes blocked consumers, if any (after a final slot store)
+  static constexpr std::size_t kBatchRun = 64;  // most slots one batch claim takes
   bool previous_lap_finished(std::uint32_t p, std::uint64_t seq) const;
 
   RingRegion region_;
