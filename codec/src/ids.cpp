@@ -136,13 +136,15 @@ Id128 IdGenerator::next_event_id(std::uint64_t unix_ns) {
     ++last_ms_;  // counter exhausted within one ms: borrow the next ms, stay monotonic
     counter_ = 0;
   }
-  std::uint64_t r = next_random();
+  const std::uint64_t r = next_random();
+  // Big-endian words: 48-bit ms, version 7 + 12-bit counter | variant 10 + 62 random bits.
+  // Built as two 64-bit stores: byte stores followed by a 16-byte copy of the id stalled the
+  // publish path on store forwarding.
+  const std::uint64_t hi = (last_ms_ & 0xFFFF'FFFF'FFFFull) << 16 | 0x7000u | (counter_ & 0xFFFu);
+  const std::uint64_t lo = (r & 0x3FFF'FFFF'FFFF'FFFFull) | 0x8000'0000'0000'0000ull;
+  const std::uint64_t words[2] = {__builtin_bswap64(hi), __builtin_bswap64(lo)};
   Id128 id;
-  for (int i = 0; i < 6; ++i) id.bytes[i] = static_cast<std::uint8_t>(last_ms_ >> (40 - 8 * i));
-  id.bytes[6] = static_cast<std::uint8_t>(0x70 | (counter_ >> 8));
-  id.bytes[7] = static_cast<std::uint8_t>(counter_);
-  id.bytes[8] = static_cast<std::uint8_t>(0x80 | ((r >> 56) & 0x3F));
-  for (int i = 9; i < 16; ++i) id.bytes[i] = static_cast<std::uint8_t>(r >> (8 * (15 - i)));
+  std::memcpy(id.bytes.data(), words, sizeof words);
   return id;
 }
 
@@ -159,6 +161,13 @@ Id128 IdGenerator::next_trace_id() {
 std::uint64_t unix_now_ns() {
   timespec ts;
   clock_gettime(CLOCK_REALTIME, &ts);
+  return static_cast<std::uint64_t>(ts.tv_sec) * 1'000'000'000ull +
+         static_cast<std::uint64_t>(ts.tv_nsec);
+}
+
+std::uint64_t coarse_unix_now_ns() {
+  timespec ts;
+  clock_gettime(CLOCK_REALTIME_COARSE, &ts);
   return static_cast<std::uint64_t>(ts.tv_sec) * 1'000'000'000ull +
          static_cast<std::uint64_t>(ts.tv_nsec);
 }

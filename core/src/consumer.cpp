@@ -86,7 +86,7 @@ RingConsumer::Step RingConsumer::read_one(std::uint32_t p, EnvelopeView* view,
   const std::uint64_t w = slot.word.load(std::memory_order_acquire);
   const std::uint64_t s = word_sequence(w);
   if (s < c) {  // not claimed, or claimed and not yet begun
-    if (alive_) check_stuck(p, w);
+    if (alive_ && (++empty_reads_ & kStuckReadMask) == 0) check_stuck(p, w);
     return Step::kEmpty;
   }
   if (s > c) {
@@ -110,7 +110,7 @@ RingConsumer::Step RingConsumer::read_one(std::uint32_t p, EnvelopeView* view,
       read_[p] = c + 1;
       return Step::kSkipped;
     default:  // empty, writing, pending, or an undefined state from a scribbled word
-      if (alive_) check_stuck(p, w);
+      if (alive_ && (++empty_reads_ & kStuckReadMask) == 0) check_stuck(p, w);
       return Step::kEmpty;
   }
   // Untrusted length: another process wrote it.
@@ -185,6 +185,10 @@ bool RingConsumer::wait(WaitStrategy strategy, std::uint64_t timeout_ns) {
     if (alive_ && poke_stuck()) nap = std::min<std::uint64_t>(nap, kStuckCheckNs);
     // Dekker with the producer (see RingProducer::try_publish): announce, then look.
     h.sleepers.fetch_add(1, std::memory_order_seq_cst);
+    // Heavy side of the asymmetric fence (see RingProducer::notify_consumers): every producer
+    // that skips its fence now executes one, so it either sees our count or we see its event.
+    // If the kernel refuses, a producer relying on it could miss us: nap in short steps.
+    if (!heavy_fence()) nap = std::min<std::uint64_t>(nap, kUnfencedNapNs);
     std::uint32_t snapshot = h.wake_word.load(std::memory_order_seq_cst);
     bool ready_now = any_ready();
     if (!ready_now) futex_wait(&h.wake_word, snapshot, nap);

@@ -8,6 +8,7 @@
 #include <limits>
 #include <thread>
 
+#include "evring/core/clock.h"
 #include "evring/core/dedup.h"
 #include "evring/core/wait.h"
 
@@ -289,7 +290,9 @@ RingProducer::RingProducer(RingRegion region, std::uint16_t producer_id, std::ui
       lane_(&region.lane(lane)),
       policy_(policy),
       gate_cache_(region.config().partitions, 0),
-      discard_(new std::byte[region.config().slot_bytes]) {}
+      discard_(new std::byte[region.config().slot_bytes]),
+      staging_(new std::byte[std::min<std::size_t>(region.max_envelope_bytes(), kStagedBytes)]),
+      light_fence_(register_light_fence()) {}
 
 PublishResult RingProducer::check(const PublishRequest& r, std::size_t body_bytes) const {
   if (!policy_->known[r.type_id] || r.type_id == 0) return PublishResult::kUnknownType;
@@ -358,6 +361,17 @@ PublishResult RingProducer::claim(std::uint32_t p, std::uint64_t wanted, std::ui
   }
 }
 
+void RingProducer::prefetch_for_write(std::uint32_t p, std::uint64_t seq) const {
+  // The slot we will most likely write next still sits, shared, in the cache of the consumer
+  // that read it a lap ago. Ask for its lines in exclusive state now, so that the transfer
+  // overlaps with whatever the caller does before the next publish instead of filling the store
+  // buffer during it. Line 0 (the word) is left alone: a consumer may be spinning on it.
+  const std::byte* base = reinterpret_cast<const std::byte*>(&region_.slot(p, seq));
+  for (std::size_t off = kCacheLine; off < region_.config().slot_bytes && off <= kPrefetchBytes;
+       off += kCacheLine)
+    __builtin_prefetch(base + off, 1, 3);
+}
+
 bool RingProducer::previous_lap_finished(std::uint32_t p, std::uint64_t seq) const {
   const std::uint64_t capacity = region_.capacity();
   // Acquire: pairs with the previous writer's release of its final word.
@@ -381,11 +395,15 @@ SlotHeader* RingProducer::begin_write(std::uint32_t p, std::uint64_t seq) {
   const std::uint64_t writing = slot_word(seq, SlotState::kWriting);
   if (region_.config().overflow == Overflow::kReject) {
     // The gate guarantees every attached consumer is past seq - capacity and that sequence was
-    // finished: nobody else writes this slot now. A CAS all the same, so that a slot a consumer
-    // abandoned (it judged us dead) is never resurrected.
+    // finished: nobody else writes this slot now.
+    // A plain store, not a CAS: the only other party that may write this word now is a
+    // consumer abandoning the slot (resolve_stuck), and it does so only when every lane whose
+    // intent covers seq belongs to a dead process; our lane covers seq from before the claim
+    // until end_claim() and we are alive. The locked CAS used to stall the producer until the
+    // line came back from the consumer spinning on it; the store retires in the background.
     std::uint64_t w = slot.word.load(std::memory_order_relaxed);
     if (word_sequence(w) >= seq && w != 0) return nullptr;
-    if (!slot.word.compare_exchange_strong(w, writing, std::memory_order_relaxed)) return nullptr;
+    slot.word.store(writing, std::memory_order_relaxed);
   } else {
     // Overwrite: a producer stalled a whole lap behind may still be writing the previous
     // sequence of this slot. Wait for it (it is live, or will be marked abandoned); never write
@@ -429,9 +447,13 @@ void RingProducer::fill_header(EnvelopeHeader* h, const PublishRequest& r, std::
   h->key_id = r.key_id;
   h->timestamp_ns = r.timestamp_ns ? r.timestamp_ns : now_ns;
   h->sequence = seq;
-  h->event_id = ids_.next_event_id(h->timestamp_ns);
-  h->idempotency_key = r.idempotency_key.is_zero() ? h->event_id : r.idempotency_key;
-  h->correlation_id = r.correlation_id.is_zero() ? ids_.next_trace_id() : r.correlation_id;
+  const Id128 event_id = ids_.next_event_id(h->timestamp_ns);
+  h->event_id = event_id;
+  h->idempotency_key = r.idempotency_key.is_zero() ? event_id : r.idempotency_key;
+  // An event without a correlation starts a trace, and the trace is named after the event: a
+  // UUIDv7 is non-zero and its rightmost 7 bytes are random, which is what W3C trace-context
+  // asks of a trace id (level 2, "random" flag). A second random id per event cost ~5 ns.
+  h->correlation_id = r.correlation_id.is_zero() ? event_id : r.correlation_id;
   h->causation_id = r.causation_id;
   h->entity_key_hash = key_hash;
   h->entity_revision = r.entity_revision;
@@ -445,8 +467,17 @@ void RingProducer::write_event(SlotHeader* slot, std::uint64_t seq, const Publis
   EnvelopeHeader h;
   fill_header(&h, r, key_hash, seq, now_ns);
   auto key = std::as_bytes(std::span(r.entity_key.data(), r.entity_key.size()));
-  std::size_t bytes = encode_envelope(
-      std::span(RingRegion::envelope_of(*slot), region_.max_envelope_bytes()), h, key, r.payload);
+  std::byte* env = RingRegion::envelope_of(*slot);
+  std::size_t bytes = envelope_bytes(key.size(), r.payload.size());
+  if (bytes <= kStagedBytes) {
+    // Encode (and checksum) in private memory, then copy once into the slot: the slot's lines
+    // are still shared with the consumer that read them a lap ago, and hashing them right after
+    // writing would wait for each line to come back; plain stores retire in the background.
+    encode_envelope(std::span(staging_.get(), bytes), h, key, r.payload);
+    std::memcpy(env, staging_.get(), bytes);
+  } else {
+    encode_envelope(std::span(env, region_.max_envelope_bytes()), h, key, r.payload);
+  }
   slot->envelope_bytes = static_cast<std::uint32_t>(bytes);
   if (receipt) *receipt = {partition, seq, h.event_id};
 }
@@ -471,9 +502,14 @@ bool RingProducer::finish_publish(std::uint32_t p, SlotHeader* slot, std::uint64
 
 void RingProducer::notify_consumers() {
   // Dekker with RingConsumer::wait: our final slot store, then their sleepers count; they
-  // increment sleepers, then look at our slot. seq_cst fence on our side, seq_cst RMW on theirs,
-  // so at least one of us sees the other.
-  std::atomic_thread_fence(std::memory_order_seq_cst);
+  // increment sleepers, then look at our slot, so at least one of us must see the other. With
+  // the asymmetric fence (wait.h) the full barrier is theirs: membarrier() between their
+  // increment and their look makes this thread execute one, so a compiler barrier suffices
+  // here. Without it, a seq_cst fence, which waits for every pending store of the event.
+  if (light_fence_)
+    std::atomic_signal_fence(std::memory_order_seq_cst);
+  else
+    std::atomic_thread_fence(std::memory_order_seq_cst);
   if (region_.header().sleepers.load(std::memory_order_relaxed) != 0) region_.wake_sleepers();
 }
 
@@ -484,7 +520,7 @@ PublishResult RingProducer::try_publish(const PublishRequest& r, PublishReceipt*
   std::uint32_t p = region_.partition_of(key_hash);
   std::uint64_t seq, got;
   if (PublishResult c = claim(p, 1, &seq, &got); c != PublishResult::kOk) return c;
-  std::uint64_t now = unix_now_ns();
+  std::uint64_t now = clock_.now_ns();
   PublishResult result = PublishResult::kOk;
   if (SlotHeader* slot = begin_write(p, seq)) {
     write_event(slot, seq, r, key_hash, p, now, receipt);
@@ -494,6 +530,7 @@ PublishResult RingProducer::try_publish(const PublishRequest& r, PublishReceipt*
   }
   end_claim();
   notify_consumers();
+  prefetch_for_write(p, seq + 1);
   return result;
 }
 
@@ -520,7 +557,7 @@ PublishResult RingProducer::try_publish_batch(std::span<const PublishRequest> re
     }
     std::uint64_t first, got;
     if (result = claim(p, j - i, &first, &got); result != PublishResult::kOk) break;
-    std::uint64_t now = unix_now_ns();
+    std::uint64_t now = clock_.now_ns();
     for (std::uint64_t k = 0; k < got; ++k) {
       if (SlotHeader* slot = begin_write(p, first + k)) {
         write_event(slot, first + k, requests[i + k], hashes[k], p, now, nullptr);
@@ -556,7 +593,7 @@ PublishResult RingProducer::try_claim(const PublishRequest& r, std::size_t paylo
   // the caller still gets somewhere to write, and commit() publishes nothing.
   std::byte* env = slot ? RingRegion::envelope_of(*slot) : discard_.get();
   EnvelopeHeader h;
-  fill_header(&h, r, key_hash, seq, unix_now_ns());
+  fill_header(&h, r, key_hash, seq, clock_.now_ns());
   h.format_version = kEnvelopeFormatVersion;
   h.header_bytes = kEnvelopeHeaderBytes;
   h.entity_key_bytes = static_cast<std::uint16_t>(r.entity_key.size());

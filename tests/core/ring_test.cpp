@@ -647,12 +647,15 @@ TEST_F(RingTest, ConsumerNeverAbandonsASlotOfALiveClaimer) {
   Claim claim;
   ASSERT_EQ(producer->try_claim(b.request, 1, &claim), PublishResult::kOk);
   ASSERT_EQ(producer->try_publish(c.request), PublishResult::kOk);
-  // Many liveness checks (one per kStuckCheckNs) while the claimer is slow, not dead.
-  std::size_t delivered = 0;
-  for (int i = 0; i < 50; ++i) {
+  // Many liveness checks while the claimer is slow, not dead: a spinning consumer looks every
+  // 64 empty reads, at most once per kStuckCheckNs, so 60 ms of polling makes dozens.
+  std::size_t delivered = 0, polls = 0;
+  const auto end = std::chrono::steady_clock::now() + std::chrono::milliseconds(60);
+  while (std::chrono::steady_clock::now() < end) {
     delivered += consumer.poll([](const Event&) {}).delivered;
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    ++polls;
   }
+  ASSERT_GT(polls, 64u * 20) << "too few polls for 20 liveness checks";
   EXPECT_EQ(delivered, 0u) << "nothing overtakes the slow claim";
   EXPECT_EQ(ring.region().cursor(0, 0).abandoned.load(), 0u);
   claim.payload[0] = std::byte{'b'};
@@ -1018,6 +1021,44 @@ TEST_F(RingTest, BlockingWaitWakesWhenAnotherThreadPublishes) {
     EXPECT_TRUE(woke);
     EXPECT_EQ(drain(consumer).payloads, std::vector<std::string>{"late"});
   }
+}
+
+// The sleeper handshake (sleepers count + asymmetric fence, see notify_consumers): a producer
+// that publishes while the consumer is deciding to sleep must never leave it asleep. Thousands of
+// hand-offs with the publish landing at random points of the consumer's spin-then-sleep; a lost
+// wakeup would show as a wait that runs into its (2 s) timeout.
+TEST_F(RingTest, BlockingWaitLosesNoWakeupAcrossThousandsOfHandOffs) {
+  TestRing ring(small_config(1, 64));
+  RingConsumer consumer(ring.region(), 0, Start::kEarliest);
+  auto producer = make_producer(ring.region(), 1, policy_.get());
+  constexpr int kHandOffs = 3000;
+  std::atomic<int> consumed{0};
+  std::thread publisher([&] {
+    std::mt19937 rng(7);
+    for (int i = 0; i < kHandOffs; ++i) {
+      while (consumed.load() < i) std::this_thread::yield();  // one event in flight at a time
+      const int delay_us = static_cast<int>(rng() % 60);
+      if (delay_us > 5) std::this_thread::sleep_for(std::chrono::microseconds(delay_us));
+      Req r(1, "k", "e");
+      ASSERT_EQ(producer->try_publish(r.request), PublishResult::kOk);
+    }
+  });
+  int timeouts = 0;
+  for (int i = 0; i < kHandOffs; ++i) {
+    std::size_t got = 0;
+    while (got == 0) {
+      got = consumer.poll([](const Event&) {}).delivered;
+      if (got == 0 && !consumer.wait(WaitStrategy::kBlock, 2'000'000'000ull)) {
+        ++timeouts;
+        break;
+      }
+    }
+    if (got == 0) got = consumer.poll([](const Event&) {}).delivered;
+    consumed.store(i + 1);
+  }
+  publisher.join();
+  EXPECT_EQ(timeouts, 0) << "a blocked consumer slept through a publish";
+  EXPECT_EQ(ring.region().cursor(0, 0).delivered.load(), static_cast<std::uint64_t>(kHandOffs));
 }
 
 TEST_F(RingTest, WaitReturnsAtOnceWhenAnEventIsReady) {

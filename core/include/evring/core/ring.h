@@ -23,6 +23,7 @@
 
 #include "evring/codec/envelope.h"
 #include "evring/codec/status.h"
+#include "evring/core/clock.h"
 #include "evring/core/ring_layout.h"
 
 namespace evring::core {
@@ -57,6 +58,9 @@ std::size_t ring_region_bytes(const RingConfig& config);
 inline constexpr std::uint64_t kStuckCheckNs = 1'000'000;
 // A claimed slot that no lane covers (a scribbled word) is abandoned after this long.
 inline constexpr std::uint64_t kOrphanSlotNs = 200'000'000;
+// Longest futex nap of a blocked consumer when membarrier() is refused (heavy_fence() false):
+// a producer relying on the light fence may then miss the sleeper, so it wakes on its own.
+inline constexpr std::uint64_t kUnfencedNapNs = 1'000'000;
 
 inline constexpr std::size_t max_body_bytes(std::uint32_t slot_bytes) {
   return slot_bytes - kSlotHeaderBytes - kEnvelopeHeaderBytes;
@@ -242,6 +246,9 @@ class RingProducer {
   void notify_consumers();  // wakes blocked consumers, if any (after a final slot store)
   static constexpr std::size_t kBatchRun = 64;  // most slots one batch claim takes
   bool previous_lap_finished(std::uint32_t p, std::uint64_t seq) const;
+  // Starts fetching the lines of slot seq of partition p (after the first) for writing.
+  void prefetch_for_write(std::uint32_t p, std::uint64_t seq) const;
+  static constexpr std::size_t kPrefetchBytes = 1024;  // at most this much of a slot
 
   RingRegion region_;
   std::uint16_t producer_id_;
@@ -251,9 +258,14 @@ class RingProducer {
   std::uint64_t stalled_since_ = 0;
   const TypePolicy* policy_;
   IdGenerator ids_;
+  UnixClock clock_;  // event timestamps (TSC-extrapolated CLOCK_REALTIME, see clock.h)
   std::uint64_t gate_epoch_seen_ = ~0ull;
   std::vector<std::uint64_t> gate_cache_;  // per partition: a lower bound of the attached minimum
   std::unique_ptr<std::byte[]> discard_;   // claim target when overwrite lapped us (never read)
+  // Envelopes up to kStagedBytes are encoded here, then copied into the slot (write_event).
+  static constexpr std::size_t kStagedBytes = 4096;
+  std::unique_ptr<std::byte[]> staging_;
+  bool light_fence_;  // register_light_fence() succeeded: notify_consumers() skips the fence
 };
 
 // Lazily evaluated type filter for a consumer's pattern: the resolver is called once per type
@@ -336,6 +348,14 @@ class RingConsumer {
   TypeFilter* filter_ = nullptr;
   OwnerAlive alive_ = nullptr;
   std::uint32_t next_partition_ = 0;
+  // Empty reads since the consumer was made. check_stuck() reads the partition head (the line
+  // every producer CASes) and the clock: doing that on each empty read of a spinning consumer
+  // made the head line bounce between the cores and halved throughput, so only every
+  // (kStuckReadMask + 1)-th empty read looks (a microsecond of spinning; wait() looks between
+  // naps on its own). A caller that sleeps between polls instead of calling wait() detects a
+  // dead writer 64 polls later.
+  static constexpr std::uint32_t kStuckReadMask = 63;
+  std::uint32_t empty_reads_ = 0;
   struct Stuck { std::uint64_t seq = ~0ull, since_ns = 0, checked_ns = 0; };
   std::vector<Stuck> stuck_;
   std::vector<std::uint64_t> read_;
