@@ -122,6 +122,12 @@ void Histogram::reset() noexcept {
   max_ns_ = 0;
 }
 
+std::uint64_t Histogram::clamped(std::uint64_t bucket_value) const noexcept {
+  // A report whose p99.99 exceeds its exact max misleads: bucket bounds stop at the extremes.
+  if (total_count_ == 0) return bucket_value;
+  return std::clamp(bucket_value, min_ns_, std::max(min_ns_, max_ns_));
+}
+
 std::uint64_t Histogram::value_at_percentile(double percentile) const noexcept {
   if (total_count_ == 0) return 0;
   const double p = std::isnan(percentile) ? 100.0 : std::clamp(percentile, 0.0, 100.0);
@@ -132,7 +138,7 @@ std::uint64_t Histogram::value_at_percentile(double percentile) const noexcept {
   for (std::size_t i = 0; i < kHistogramCountsLen; ++i) {
     running += counts_[i];
     if (running >= wanted) {
-      return p == 0.0 ? histogram_bucket_lowest_ns(i) : histogram_bucket_highest_ns(i);
+      return clamped(p == 0.0 ? histogram_bucket_lowest_ns(i) : histogram_bucket_highest_ns(i));
     }
   }
   return histogram_bucket_highest_ns(kHistogramCountsLen - 1);  // unreachable: counts sum to total
@@ -197,7 +203,7 @@ void Histogram::write_hgrm(std::ostream& out, double output_value_unit_scaling,
           100.0 * static_cast<double>(running) / static_cast<double>(total_count_);
       if (counts_[index] != 0 && reached >= level) {
         const double fraction = level / 100.0;
-        write_row(histogram_bucket_highest_ns(index), fraction, running, true);
+        write_row(clamped(histogram_bucket_highest_ns(index)), fraction, running, true);
         level = next_percentile_level(level, ticks);
       } else {
         ++index;
@@ -210,7 +216,7 @@ void Histogram::write_hgrm(std::ostream& out, double output_value_unit_scaling,
     if (fresh && index < kHistogramCountsLen) running += counts_[index];
     index = std::min(index, kHistogramCountsLen - 1);
     while (running < total_count_ && index + 1 < kHistogramCountsLen) running += counts_[++index];
-    write_row(histogram_bucket_highest_ns(index), 1.0, running, false);
+    write_row(clamped(histogram_bucket_highest_ns(index)), 1.0, running, false);
   }
 
   row = "#[Mean    = ";

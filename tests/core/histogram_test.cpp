@@ -127,6 +127,23 @@ TEST(Histogram, TracksExactMinMaxCountAndMean) {
   EXPECT_EQ(h.min(), 12u);  // reset restored the "no minimum" sentinel
 }
 
+// A bucket's highest equivalent value can lie above the largest value recorded (87008 sits in a
+// bucket reaching 87039): percentiles stop at the exact max, and at the exact min below.
+TEST(Histogram, PercentilesNeverLeaveTheRecordedRange) {
+  Histogram h;
+  h.record_n(700, 9999);
+  h.record(87008);
+  EXPECT_GT(histogram_bucket_highest_ns(histogram_bucket_index(87008)), 87008u);
+  EXPECT_EQ(h.value_at_percentile(100), 87008u);
+  EXPECT_EQ(h.value_at_percentile(99.999), 87008u);
+  EXPECT_LE(h.value_at_percentile(99.99), h.max());
+  Histogram low;
+  low.record(100003);
+  EXPECT_GT(100003u, histogram_bucket_lowest_ns(histogram_bucket_index(100003)));
+  EXPECT_EQ(low.value_at_percentile(0), 100003u);
+  EXPECT_EQ(low.value_at_percentile(50), 100003u);
+}
+
 TEST(Histogram, MergeEqualsRecordingBoth) {
   const auto a_values = log_uniform_values(5000, 1);
   const auto b_values = log_uniform_values(7000, 2);
@@ -329,7 +346,7 @@ TEST(HistogramHgrm, RowsAreMonotonicAndEndAtOneWithTheTotalCount) {
   ASSERT_EQ(std::sscanf(last.c_str(), "%*s %31s", last_percentile_text), 1) << last;
   EXPECT_STREQ(last_percentile_text, "1.000000000000") << last;
   EXPECT_EQ(last_count, 100000u);
-  // Values are printed in the requested unit (us here): the last row is the top bucket / 1000.
+  // Values are printed in the requested unit (us here): the last row is the max / 1000.
   EXPECT_DOUBLE_EQ(last_value, static_cast<double>(h.value_at_percentile(100)) / 1000.0);
   unsigned long long trailer_count = 0;
   double trailer_max = 0;

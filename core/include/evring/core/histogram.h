@@ -204,8 +204,11 @@ class Histogram {
 
   // HdrHistogram semantics: `percentile` in [0, 100] (clamped); returns the highest value
   // equivalent to (in the same bucket as) the value of rank ceil(percentile/100 * count), rank
-  // at least 1; at percentile 0 the lowest equivalent value instead. 0 when empty.
+  // at least 1; at percentile 0 the lowest equivalent value instead; never outside the exact
+  // [min(), max()] recorded. 0 when empty.
   [[nodiscard]] std::uint64_t value_at_percentile(double percentile) const noexcept;
+  // A bucket bound clamped to the exact [min(), max()] (used by percentiles and .hgrm rows).
+  [[nodiscard]] std::uint64_t clamped(std::uint64_t bucket_value) const noexcept;
   [[nodiscard]] std::uint64_t count() const noexcept { return total_count_; }
   // Exact smallest / largest value recorded (max is the true value even above the tracked
   // range); 0 when empty.
