@@ -14,6 +14,7 @@
 namespace evring::cli {
 void add_inspect_verb(CLI::App& app, VerbList& verbs);  // verb_inspect.cpp
 void add_top_verb(CLI::App& app, VerbList& verbs);      // verb_top.cpp
+void add_bench_verb(CLI::App& app, VerbList& verbs);    // verb_bench.cpp
 }  // namespace evring::cli
 
 namespace {
@@ -38,6 +39,7 @@ int run(int argc, char** argv) {
   add_tail_verb(app, verbs);
   add_inspect_verb(app, verbs);
   add_top_verb(app, verbs);
+  add_bench_verb(app, verbs);
 
   try {
     app.parse(argc, argv);

@@ -51,7 +51,8 @@ enum class Overflow : std::uint32_t {
 // |  40 |    1 | dedup_bloom_bits    | format(); bits set per key in its word (1..16)          |
 // |  41 |   23 | reserved            | zero                                                    |
 // |  64 |    4 | wake_word (atomic)  | producers bump it (release) before FUTEX_WAKE           |
-// |  68 |    4 | sleepers (atomic)   | consumers ++ before sleeping, -- after (seq_cst, Dekker) |
+// |  68 |    4 | sleepers (atomic)   | consumers ++ before sleeping, -- after (seq_cst RMW, then |
+// |     |      |                     | membarrier: see notify_consumers for the Dekker pairing) |
 // | 128 |    8 | gate_epoch (atomic) | bumped when a consumer attaches; producers drop caches  |
 // | 136 |  120 | reserved            | zero                                                    |
 // ---------------------------------------------------------------------------------------------

@@ -1,0 +1,113 @@
+// `evring bench`: the verb runs the bench/ harnesses. Checked for what they report and account
+// for (every published event delivered, percentiles ordered, .hgrm readable), never for speed.
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <sstream>
+
+#include "tools/cli_fixture.h"
+
+namespace evring_cli_test {
+namespace {
+
+class BenchVerbTest : public CliTest {
+ protected:
+  void SetUp() override {
+    CliTest::SetUp();
+    Output o = run({"bench", "peers", "--help"});
+    if (o.code == 0) return;
+    Output probe = run({"bench", "peers", "--quick", "--cases", "pingpong"});
+    if (probe.err.find("built without the benchmarks") != std::string::npos)
+      GTEST_SKIP() << "this build has no benchmarks (EVRING_BUILD_BENCH=OFF)";
+  }
+  static json last_json_line(const std::string& out) {
+    auto lines = lines_of(out);
+    EXPECT_FALSE(lines.empty());
+    return lines.empty() ? json{} : json::parse(lines.back());
+  }
+};
+
+TEST_F(BenchVerbTest, ThroughputAccountsForEveryEventPerConsumer) {
+  Output o = run({"bench", "throughput", "--seconds", "0.2", "--runs", "2", "--producers", "2",
+                  "--consumers", "2", "--partitions", "2", "--batch", "4", "--no-peers", "--json"});
+  ASSERT_EQ(o.code, 0) << o.err;
+  EXPECT_NE(o.out.find("all events accounted for"), std::string::npos) << o.out;
+  json j = last_json_line(o.out);
+  EXPECT_EQ(j["mode"], "throughput");
+  EXPECT_EQ(j["producers"], 2);
+  EXPECT_EQ(j["consumers"], 2);
+  ASSERT_EQ(j["runs"].size(), 2u);
+  for (const json& r : j["runs"]) {
+    const std::uint64_t published = r["published"];
+    EXPECT_GT(published, 0u);
+    ASSERT_EQ(r["delivered_per_consumer"].size(), 2u);
+    for (const json& d : r["delivered_per_consumer"]) EXPECT_EQ(d.get<std::uint64_t>(), published);
+    EXPECT_EQ(r["rejected_per_producer"].size(), 2u);
+    EXPECT_GT(r["events_per_sec"].get<double>(), 0.0);
+    EXPECT_NEAR(r["bytes_per_sec"].get<double>(), r["events_per_sec"].get<double>() * 64,
+                r["bytes_per_sec"].get<double>() * 1e-6);
+  }
+  EXPECT_LE(j["events_per_sec"]["min"].get<double>(), j["events_per_sec"]["median"].get<double>());
+  EXPECT_LE(j["events_per_sec"]["median"].get<double>(), j["events_per_sec"]["max"].get<double>());
+  EXPECT_FALSE(j.contains("ratio_vs_bare_spsc")) << "--no-peers measures no reference";
+}
+
+TEST_F(BenchVerbTest, LatencyReportsOrderedPercentilesAndWritesHgrm) {
+  const std::string hgrm = path("lat.hgrm");
+  Output o = run({"bench", "latency", "--seconds", "0.2", "--rate", "20000", "--wait", "block",
+                  "--hgrm", hgrm, "--json"});
+  ASSERT_EQ(o.code, 0) << o.err;
+  json j = last_json_line(o.out);
+  EXPECT_EQ(j["mode"], "latency");
+  EXPECT_EQ(j["wait"], "block");
+  EXPECT_EQ(j["count"].get<std::uint64_t>(), 4000u) << "rate x seconds events, every one timed";
+  std::uint64_t prev = 0;
+  for (const char* k : {"p50_ns", "p90_ns", "p99_ns", "p999_ns", "p9999_ns", "max_ns"}) {
+    ASSERT_TRUE(j.contains(k)) << k;
+    EXPECT_GE(j[k].get<std::uint64_t>(), prev) << k;
+    prev = j[k];
+  }
+  EXPECT_GT(j["p50_ns"].get<std::uint64_t>(), 0u);
+  EXPECT_GT(j["rtt_count"].get<std::uint64_t>(), 0u);
+  EXPECT_LE(j["rtt_p50_ns"].get<std::uint64_t>(), j["rtt_p99_ns"].get<std::uint64_t>());
+  EXPECT_LE(j["rtt_p99_ns"].get<std::uint64_t>(), j["rtt_p999_ns"].get<std::uint64_t>());
+  EXPECT_GT(j["pingpong_rtt_p50_ns"].get<double>(), 0.0);
+  // .hgrm: the HdrHistogram percentile-distribution text, ending with the total count.
+  const std::string text = slurp(hgrm);
+  EXPECT_NE(text.find("Value     Percentile TotalCount 1/(1-Percentile)"), std::string::npos)
+      << text.substr(0, 200);
+  EXPECT_NE(text.find("Total count    =         4000]"), std::string::npos) << text;
+}
+
+TEST_F(BenchVerbTest, PeersRunTheReferenceCases) {
+  Output o = run({"bench", "peers", "--quick", "--cases", "pingpong,bare_spsc", "--json"});
+  ASSERT_EQ(o.code, 0) << o.err;
+  EXPECT_NE(o.out.find("pingpong"), std::string::npos);
+  EXPECT_NE(o.out.find("bare_spsc"), std::string::npos);
+  json j = json::parse(o.out);
+  EXPECT_TRUE(j.is_object());
+}
+
+TEST_F(BenchVerbTest, BadFlagsAreOneLineUsageErrors) {
+  Output o = run({"bench", "throughput", "--payload", "x"});
+  EXPECT_EQ(o.code, 2);
+  expect_one_error_line(o, "--payload needs a number, got 'x'");
+  o = run({"bench", "throughput", "--payload", "8"});
+  EXPECT_EQ(o.code, 2);
+  expect_one_error_line(o, "--payload must be >= 24");
+  o = run({"bench", "throughput", "--bogus"});
+  EXPECT_EQ(o.code, 2);
+  expect_one_error_line(o, "--bogus");
+  o = run({"bench", "latency", "--wait", "nap"});
+  EXPECT_EQ(o.code, 2);
+  expect_one_error_line(o, "nap");
+  o = run({"bench", "throughput", "--producers", "17"});
+  EXPECT_EQ(o.code, 2);
+  expect_one_error_line(o, "--producers/--consumers must be 1..16");
+  o = run({"bench"});
+  EXPECT_EQ(o.code, 2);
+  expect_one_error_line(o, "subcommand");
+}
+
+}  // namespace
+}  // namespace evring_cli_test
