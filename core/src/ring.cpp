@@ -461,25 +461,32 @@ void RingProducer::fill_header(EnvelopeHeader* h, const PublishRequest& r, std::
   h->checksum = 0;
 }
 
-void RingProducer::write_event(SlotHeader* slot, std::uint64_t seq, const PublishRequest& r,
-                               std::uint64_t key_hash, std::uint32_t partition,
-                               std::uint64_t now_ns, PublishReceipt* receipt) {
+SlotHeader* RingProducer::write_event(std::uint32_t p, std::uint64_t seq, const PublishRequest& r,
+                                      std::uint64_t key_hash, std::uint64_t now_ns,
+                                      PublishReceipt* receipt) {
   EnvelopeHeader h;
   fill_header(&h, r, key_hash, seq, now_ns);
   auto key = std::as_bytes(std::span(r.entity_key.data(), r.entity_key.size()));
-  std::byte* env = RingRegion::envelope_of(*slot);
-  std::size_t bytes = envelope_bytes(key.size(), r.payload.size());
+  const std::size_t bytes = envelope_bytes(key.size(), r.payload.size());
+  SlotHeader* slot;
   if (bytes <= kStagedBytes) {
-    // Encode (and checksum) in private memory, then copy once into the slot: the slot's lines
-    // are still shared with the consumer that read them a lap ago, and hashing them right after
-    // writing would wait for each line to come back; plain stores retire in the background.
+    // Encode (and checksum) in private memory first, then mark the slot WRITING and copy once.
+    // The slot's lines are shared with the consumer that read them a lap ago, and its first line
+    // with a consumer spinning on the word: hashing freshly written slot bytes waited for each
+    // line to come back, and a long WRITING window made the spinning consumer pull the first
+    // line back between our stores to it. Plain stores in one burst retire in the background.
     encode_envelope(std::span(staging_.get(), bytes), h, key, r.payload);
-    std::memcpy(env, staging_.get(), bytes);
+    if (!(slot = begin_write(p, seq))) return nullptr;
+    slot->envelope_bytes = static_cast<std::uint32_t>(bytes);
+    std::memcpy(RingRegion::envelope_of(*slot), staging_.get(), bytes);
   } else {
-    encode_envelope(std::span(env, region_.max_envelope_bytes()), h, key, r.payload);
+    if (!(slot = begin_write(p, seq))) return nullptr;
+    slot->envelope_bytes = static_cast<std::uint32_t>(bytes);
+    encode_envelope(std::span(RingRegion::envelope_of(*slot), region_.max_envelope_bytes()), h, key,
+                    r.payload);
   }
-  slot->envelope_bytes = static_cast<std::uint32_t>(bytes);
-  if (receipt) *receipt = {partition, seq, h.event_id};
+  if (receipt) *receipt = {p, seq, h.event_id};
+  return slot;
 }
 
 bool RingProducer::finish_publish(std::uint32_t p, SlotHeader* slot, std::uint64_t seq) {
@@ -522,8 +529,7 @@ PublishResult RingProducer::try_publish(const PublishRequest& r, PublishReceipt*
   if (PublishResult c = claim(p, 1, &seq, &got); c != PublishResult::kOk) return c;
   std::uint64_t now = clock_.now_ns();
   PublishResult result = PublishResult::kOk;
-  if (SlotHeader* slot = begin_write(p, seq)) {
-    write_event(slot, seq, r, key_hash, p, now, receipt);
+  if (SlotHeader* slot = write_event(p, seq, r, key_hash, now, receipt)) {
     if (!finish_publish(p, slot, seq)) result = PublishResult::kDuplicate;
   } else if (region_.config().overflow == Overflow::kReject) {
     result = PublishResult::kRevoked;
@@ -559,12 +565,12 @@ PublishResult RingProducer::try_publish_batch(std::span<const PublishRequest> re
     if (result = claim(p, j - i, &first, &got); result != PublishResult::kOk) break;
     std::uint64_t now = clock_.now_ns();
     for (std::uint64_t k = 0; k < got; ++k) {
-      if (SlotHeader* slot = begin_write(p, first + k)) {
-        write_event(slot, first + k, requests[i + k], hashes[k], p, now, nullptr);
+      if (SlotHeader* slot = write_event(p, first + k, requests[i + k], hashes[k], now, nullptr))
         (void)finish_publish(p, slot, first + k);  // a duplicate counts as handled
-      }
+      if (k + 1 < got) prefetch_for_write(p, first + k + 1);
     }
     end_claim();
+    prefetch_for_write(p, first + got);
     i += got;
     *published = i;
   }

@@ -234,10 +234,11 @@ class RingProducer {
   PublishResult claim(std::uint32_t p, std::uint64_t wanted, std::uint64_t* first,
                       std::uint64_t* got);
   SlotHeader* begin_write(std::uint32_t p, std::uint64_t seq);
-  // key_hash: entity_key_hash(request.entity_key), computed once by the caller.
-  void write_event(SlotHeader* slot, std::uint64_t seq, const PublishRequest& request,
-                   std::uint64_t key_hash, std::uint32_t partition, std::uint64_t now_ns,
-                   PublishReceipt* receipt);
+  // Encodes the request and writes it into slot seq of partition p (begin_write included);
+  // nullptr when begin_write refused the slot (nothing written). key_hash:
+  // entity_key_hash(request.entity_key), computed once by the caller.
+  SlotHeader* write_event(std::uint32_t p, std::uint64_t seq, const PublishRequest& request,
+                          std::uint64_t key_hash, std::uint64_t now_ns, PublishReceipt* receipt);
   void fill_header(EnvelopeHeader* h, const PublishRequest& request, std::uint64_t key_hash,
                    std::uint64_t seq, std::uint64_t now_ns);
   // Publishes the written slot, or, on a dedup bus, drops it as a confirmed duplicate (false).
