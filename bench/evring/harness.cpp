@@ -216,8 +216,15 @@ pid_t fork_child(ThroughputShared* sh, Fn&& fn) {
   return pid;
 }
 
+// Throughput pinning: producer i on cpus[i], consumer j on cpus[producers + j], both modulo the
+// list, so `--cpus 0,1` keeps 1 producer + 1 consumer on separate CPUs and a 16-entry list
+// gives every process of a 8x4 run its own CPU.
+int throughput_cpu(const Options& o, int slot) {
+  return o.cpus[static_cast<size_t>(slot) % o.cpus.size()];
+}
+
 void producer_main(const Options& o, const std::string& bus_name, ThroughputShared* sh, int idx) {
-  pin_current_thread(o.cpus[0]);
+  pin_current_thread(throughput_cpu(o, idx));
   auto bus = must(Bus::open(bus_name), "Bus::open (producer)");
   auto prod = must(bus->producer("bench", {"bench"}), "Bus::producer");
   const uint16_t type = must(prod->resolve("bench.event"), "resolve");
@@ -282,7 +289,7 @@ void producer_main(const Options& o, const std::string& bus_name, ThroughputShar
 }
 
 void consumer_main(const Options& o, const std::string& bus_name, ThroughputShared* sh, int idx) {
-  pin_current_thread(o.cpus[1 % o.cpus.size()]);
+  pin_current_thread(throughput_cpu(o, o.producers + idx));
   auto bus = must(Bus::open(bus_name), "Bus::open (consumer)");
   auto cons = must(bus->consumer("c" + std::to_string(idx)), "Bus::consumer");
   std::vector<uint64_t> next(static_cast<size_t>(o.producers) * kKeysPerProducer);
