@@ -55,6 +55,17 @@ class RegistryLock {
   std::function<void()> unlock_;
 };
 
+// Back to the empty histogram (all zero). Called under the registry mutex before the consumer
+// that will write these cells exists.
+void clear_latency(core::HistogramCells& cells) {
+  // relaxed (all): lone counters; nothing is published through them (core/histogram.h).
+  cells.total_count.store(0, std::memory_order_relaxed);
+  cells.sum_ns.store(0, std::memory_order_relaxed);
+  cells.min_ns_complement.store(0, std::memory_order_relaxed);
+  cells.max_ns.store(0, std::memory_order_relaxed);
+  for (auto& c : cells.counts) c.store(0, std::memory_order_relaxed);
+}
+
 bool owner_alive(std::uint32_t pid, std::uint64_t start_time) {
   return shm::process_alive(static_cast<pid_t>(pid), start_time);
 }
@@ -299,6 +310,10 @@ Result<std::unique_ptr<Consumer>> Bus::consumer(std::string_view name, ConsumerO
     // A new consumer remembers no handled keys of a previous owner of this index.
     auto table = idempotency_table(index);
     if (!table.empty()) std::memset(table.data(), 0, table.size());
+    // Nor the delivery latencies of a previous owner. Relaxed: monitors reading meanwhile may
+    // see a half-cleared histogram, which is the same as seeing it mid-update (no count moves
+    // backwards past what they already accept: readers treat a drop as a reset).
+    clear_latency(e.latency);
   }
   shm::ConsumerEntry& e = consumer_entry(index);
   e.pid = static_cast<std::uint32_t>(me);
@@ -327,6 +342,7 @@ std::vector<ConsumerInfo> Bus::consumers() const {
                  static_cast<std::uint32_t>(core::GateState::kAttached);
     c.alive = shm::process_alive(c.pid, e.start_time);
     c.last_seen_unix_ns = e.last_seen_unix_ns.load(std::memory_order_relaxed);
+    c.latency = &e.latency;
     out.push_back(std::move(c));
   }
   return out;
@@ -377,7 +393,8 @@ Consumer::Consumer(std::shared_ptr<Bus> bus, std::uint32_t index, std::string na
     : bus_(std::move(bus)),
       name_(std::move(name)),
       filter_pattern_(std::move(filter)),
-      ring_(bus_->ring(), index, options.start, options.auto_commit) {
+      ring_(bus_->ring(), index, options.start, options.auto_commit),
+      latency_(&bus_->consumer_entry(index).latency) {
   ring_.set_liveness(&owner_alive);
   if (!filter_pattern_.empty()) {
     filter_ = std::make_unique<core::TypeFilter>([this](std::uint16_t id) {
@@ -389,6 +406,36 @@ Consumer::Consumer(std::shared_ptr<Bus> bus, std::uint32_t index, std::string na
 }
 
 Consumer::~Consumer() = default;
+
+void Consumer::finish_latency(const LatencyBatch& batch) {
+  core::HistogramCells& h = *latency_;
+  // relaxed load + store (all four): this consumer is the only writer of its cells, and each
+  // word is a lone counter or extreme that publishes nothing else (segment_layout.h).
+  h.total_count.store(h.total_count.load(std::memory_order_relaxed) + batch.count,
+                      std::memory_order_relaxed);
+  h.sum_ns.store(h.sum_ns.load(std::memory_order_relaxed) + batch.sum_ns,
+                 std::memory_order_relaxed);
+  if (~batch.min_ns > h.min_ns_complement.load(std::memory_order_relaxed))
+    h.min_ns_complement.store(~batch.min_ns, std::memory_order_relaxed);
+  if (batch.max_ns > h.max_ns.load(std::memory_order_relaxed))
+    h.max_ns.store(batch.max_ns, std::memory_order_relaxed);
+}
+
+Result<core::Histogram> ConsumerInfo::latency_snapshot() const {
+  if (latency == nullptr)
+    return Status::invalid_argument("consumer '" + name + "' was not listed from a bus");
+  core::Histogram h = core::Histogram::snapshot(*latency);
+  // The snapshot summed the counts with wrapping arithmetic: redo it checked. 2^62 events is
+  // 146 years at a billion a second, so more means scribbled counts.
+  constexpr std::uint64_t kMaxPlausible = std::uint64_t{1} << 62;
+  std::uint64_t total = 0;
+  for (std::size_t i = 0; i < core::kHistogramCountsLen; ++i) {
+    if (__builtin_add_overflow(total, h.count_at_index(i), &total) || total > kMaxPlausible)
+      return Status::corruption("the latency histogram of consumer '" + name +
+                                "' has impossible counts (more than 2^62 events)");
+  }
+  return h;
+}
 
 void Consumer::heartbeat() {
   // Relaxed: liveness is judged by pid + start time; last_seen is informational. The coarse

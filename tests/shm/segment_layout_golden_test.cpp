@@ -53,7 +53,8 @@ std::string cstr(const std::vector<std::uint8_t>& b, std::size_t off, std::size_
 }
 
 TEST(SegmentLayoutGoldenTest, VersionAndMagicAreFrozen) {
-  EXPECT_EQ(shm::kSegmentLayoutVersion, 1u);
+  EXPECT_EQ(shm::kSegmentLayoutVersion, 2u);
+  EXPECT_EQ(core::kHistogramLayoutVersion, 1u) << "ConsumerEntry embeds HistogramCells";
   EXPECT_EQ(shm::kSegmentHeaderBytes, 1024u);
   char magic[8];
   std::memcpy(magic, &shm::kSegmentMagic, 8);
@@ -96,7 +97,8 @@ TEST(SegmentLayoutGoldenTest, StructOffsetsAndSizes) {
   EXPECT_EQ(offsetof(shm::ProducerEntry, domains), 88u);
   EXPECT_EQ(offsetof(shm::ProducerEntry, reserved), 248u);
 
-  EXPECT_EQ(sizeof(shm::ConsumerEntry), 256u);
+  EXPECT_EQ(sizeof(shm::ConsumerEntry), 35136u);
+  EXPECT_EQ(alignof(shm::ConsumerEntry), 64u);
   EXPECT_EQ(offsetof(shm::ConsumerEntry, state), 0u);
   EXPECT_EQ(offsetof(shm::ConsumerEntry, pid), 4u);
   EXPECT_EQ(offsetof(shm::ConsumerEntry, start_time), 8u);
@@ -106,6 +108,8 @@ TEST(SegmentLayoutGoldenTest, StructOffsetsAndSizes) {
   EXPECT_EQ(offsetof(shm::ConsumerEntry, filter), 96u);
   EXPECT_EQ(offsetof(shm::ConsumerEntry, dead_since_unix_ns), 224u);
   EXPECT_EQ(offsetof(shm::ConsumerEntry, reserved), 232u);
+  EXPECT_EQ(offsetof(shm::ConsumerEntry, latency), 256u);
+  EXPECT_EQ(sizeof(core::HistogramCells), 34880u);
 
   EXPECT_EQ(sizeof(shm::TypeEntry), 192u);
   EXPECT_EQ(offsetof(shm::TypeEntry, state), 0u);
@@ -147,7 +151,7 @@ TEST(SegmentLayoutGoldenTest, CreatedSegmentHasTheDocumentedBytes) {
 
   // Header.
   EXPECT_EQ(std::string(reinterpret_cast<const char*>(b.data()), 8), "EVRINGB1");
-  EXPECT_EQ(le(b, 8, 4), 1u) << "layout_version";
+  EXPECT_EQ(le(b, 8, 4), 2u) << "layout_version";
   EXPECT_EQ(le(b, 12, 4), 1u) << "ring_layout_version";
   EXPECT_EQ(le(b, 16, 8), b.size()) << "segment_bytes";
   EXPECT_EQ(b.size() % 4096, 0u);
@@ -161,19 +165,21 @@ TEST(SegmentLayoutGoldenTest, CreatedSegmentHasTheDocumentedBytes) {
   EXPECT_EQ(le(b, 60, 4), 3u) << "max_consumers";
   EXPECT_EQ(le(b, 64, 4), 7u) << "max_types";
   const std::size_t producers = 1024;
-  const std::size_t consumers = producers + 5 * 256;  // 2304
-  const std::size_t types = consumers + 3 * 256;      // 3072
-  const std::size_t idempotency = (types + 7 * 192 + 63) / 64 * 64;  // 4416
+  const std::size_t consumer_entry = 256 + 34880;
+  const std::size_t consumers = producers + 5 * 256;             // 2304
+  const std::size_t types = consumers + 3 * consumer_entry;      // 107712
+  const std::size_t idempotency = (types + 7 * 192 + 63) / 64 * 64;  // 109056
   const std::size_t table = 64 + 16 * 32;                            // 576
-  const std::size_t ring = (idempotency + 3 * table + 4095) / 4096 * 4096;  // 8192
+  const std::size_t ring = (idempotency + 3 * table + 4095) / 4096 * 4096;  // 114688
   EXPECT_EQ(le(b, 72, 8), producers) << "producers_offset";
   EXPECT_EQ(le(b, 80, 8), consumers) << "consumers_offset";
   EXPECT_EQ(le(b, 88, 8), types) << "types_offset";
   EXPECT_EQ(le(b, 96, 8), ring) << "ring_offset";
-  EXPECT_EQ(ring, 8192u);
+  EXPECT_EQ(types, 107712u);
+  EXPECT_EQ(ring, 114688u);
   EXPECT_EQ(le(b, 104, 8), core::ring_region_bytes(o.ring)) << "ring_bytes";
   EXPECT_EQ(le(b, 112, 8), idempotency) << "idempotency_offset";
-  EXPECT_EQ(idempotency, 4416u);
+  EXPECT_EQ(idempotency, 109056u);
   EXPECT_EQ(le(b, 120, 4), 16u) << "idempotency_keys";
   for (std::uint32_t i = 0; i < 3; ++i) {
     auto t = bus->idempotency_table(i);
@@ -199,6 +205,7 @@ TEST(SegmentLayoutGoldenTest, CreatedSegmentHasTheDocumentedBytes) {
   EXPECT_EQ(le(b, consumers + 4, 4), static_cast<std::uint64_t>(::getpid()));
   EXPECT_EQ(cstr(b, consumers + 32, 64), "audit");
   EXPECT_EQ(cstr(b, consumers + 96, 128), "sales.>");
+  EXPECT_EQ(le(b, consumers + consumer_entry, 4), 0u) << "entry 1 free, 35136 B further";
 
   // Type entry 0 (type id 1).
   EXPECT_EQ(type.value(), 1);
@@ -211,6 +218,57 @@ TEST(SegmentLayoutGoldenTest, CreatedSegmentHasTheDocumentedBytes) {
   EXPECT_EQ(le(b, ring + 0, 4), 2u) << "ring partitions";
   EXPECT_EQ(le(b, ring + 4, 4), 16u) << "ring slots_per_partition";
   EXPECT_EQ(le(b, ring + 12, 4), 3u) << "ring max_consumers";
+}
+
+TEST(SegmentLayoutGoldenTest, ConsumerLatencyHistogramHasTheDocumentedBytes) {
+  BusOptions o = small_options(1, 16);
+  o.max_producers = 2;
+  o.ring.max_consumers = 2;
+  TestBus bus(o);
+  ASSERT_TRUE(bus.ok());
+  auto producer = bus->producer("billing", {"sales"});
+  ASSERT_TRUE(producer.ok());
+  auto type = (*producer)->resolve("sales.lead.created");
+  ASSERT_TRUE(type.ok());
+  auto idle = bus->consumer("idle");  // entry 0: stays empty
+  ASSERT_TRUE(idle.ok());
+  auto consumer = bus->consumer("audit");  // entry 1
+  ASSERT_TRUE(consumer.ok());
+  // Published "ten minutes ago" (inside the tracked range of 2^40 ns): every latency is that
+  // plus the few microseconds of this test.
+  constexpr std::uint64_t kAgeNs = 600'000'000'000ull;
+  for (int i = 0; i < 3; ++i) {
+    core::PublishRequest r;
+    r.type_id = *type;
+    r.entity_key = "k";
+    r.timestamp_ns = unix_now_ns() - kAgeNs;
+    ASSERT_EQ((*producer)->try_publish(r), core::PublishResult::kOk);
+  }
+  std::size_t seen = 0;
+  while (seen < 3) seen += (*consumer)->poll([](const core::Event&) {}).delivered;
+
+  const std::vector<std::uint8_t> b = read_object(bus.name());
+  const std::size_t entry1 = 1024 + 2 * 256 + 35136;
+  const std::size_t cells = entry1 + 256;
+  EXPECT_EQ(cstr(b, entry1 + 32, 64), "audit");
+  EXPECT_EQ(le(b, cells + 0, 8), 3u) << "total_count";
+  const std::uint64_t sum = le(b, cells + 8, 8);
+  EXPECT_GE(sum, 3 * kAgeNs) << "sum_ns";
+  EXPECT_LT(sum, 3 * (kAgeNs + 60'000'000'000ull)) << "sum_ns";
+  const std::uint64_t min = ~le(b, cells + 16, 8);  // stored complemented: 0 means none
+  const std::uint64_t max = le(b, cells + 24, 8);
+  EXPECT_GE(min, kAgeNs) << "min_ns_complement";
+  EXPECT_GE(max, min) << "max_ns";
+  EXPECT_LT(max, kAgeNs + 60'000'000'000ull) << "max_ns";
+  // The three events sit in the buckets of their values; counts[i] at 64 + 8 * i.
+  std::uint64_t counted = 0;
+  for (std::size_t i = 0; i < core::kHistogramCountsLen; ++i) counted += le(b, cells + 64 + 8 * i, 8);
+  EXPECT_EQ(counted, 3u);
+  EXPECT_GE(le(b, cells + 64 + 8 * core::histogram_bucket_index(min), 8), 1u);
+  EXPECT_GE(le(b, cells + 64 + 8 * core::histogram_bucket_index(max), 8), 1u);
+  // Entry 0's histogram: all zero bytes are the empty histogram.
+  for (std::size_t off = 1024 + 2 * 256 + 256; off < entry1; ++off)
+    ASSERT_EQ(b[off], 0u) << "idle consumer's histogram byte " << off;
 }
 
 }  // namespace

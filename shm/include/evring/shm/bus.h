@@ -14,12 +14,15 @@
 // thread at a time; create one per thread.
 #include <sys/types.h>
 
+#include <algorithm>
+#include <atomic>
 #include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "evring/codec/status.h"
+#include "evring/core/histogram.h"
 #include "evring/core/ring.h"
 #include "evring/shm/segment_layout.h"
 
@@ -56,6 +59,14 @@ struct ConsumerInfo {
   bool attached;  // the gate says attached
   bool alive;     // its process is running
   std::uint64_t last_seen_unix_ns;
+  // The consumer's delivery latency histogram, live in the segment (shm/segment_layout.h,
+  // ConsumerEntry::latency); valid while the Bus that listed it is alive. Read it through
+  // latency_snapshot(), never by trusting its counts.
+  const core::HistogramCells* latency = nullptr;
+  // A copy of `latency` whose counts were checked (they are untrusted shared memory):
+  // corruption when they cannot be true (their sum overflows or exceeds 2^62 events).
+  // Cold path: allocates the 34 KiB copy.
+  Result<core::Histogram> latency_snapshot() const;
 };
 struct TypeInfo {
   std::uint16_t id;
@@ -225,10 +236,22 @@ class Consumer {
  public:
   ~Consumer();  // detaches: the cursor stays, producers stop waiting for this consumer
 
+  // Also records each delivered event's delivery latency (now - its envelope timestamp_ns) in
+  // this consumer's histogram in the segment: the clock is read once per poll that delivers (at
+  // its first event), each event costs a bucket index and one counter update, nothing allocates.
   template <typename Handler>
   core::PollResult poll(Handler&& handler, std::size_t max_events = 256) {
-    core::PollResult r = ring_.poll(std::forward<Handler>(handler), max_events);
-    if (r.delivered) heartbeat();
+    LatencyBatch batch;
+    core::PollResult r = ring_.poll(
+        [&](const core::Event& e) {
+          record_latency(batch, e.view.header.timestamp_ns);
+          handler(e);
+        },
+        max_events);
+    if (r.delivered) {
+      finish_latency(batch);
+      heartbeat();
+    }
     return r;
   }
   void commit() { ring_.commit(); }
@@ -246,12 +269,36 @@ class Consumer {
   Consumer(std::shared_ptr<Bus> bus, std::uint32_t index, std::string name, std::string filter,
            const Bus::ConsumerOptions& options);
   void heartbeat();
+
+  // Latency of the events of one poll, kept in registers until finish_latency().
+  struct LatencyBatch {
+    std::uint64_t now_ns = 0;  // 0: not read yet in this poll
+    std::uint64_t count = 0, sum_ns = 0, min_ns = ~std::uint64_t{0}, max_ns = 0;
+  };
+  void record_latency(LatencyBatch& batch, std::uint64_t published_unix_ns) {
+    if (batch.now_ns == 0) batch.now_ns = clock_.now_ns();
+    // A publisher whose clock runs ahead of ours (or a timestamp set by the caller) reads as 0.
+    const std::uint64_t v = batch.now_ns > published_unix_ns ? batch.now_ns - published_unix_ns : 0;
+    std::atomic<std::uint64_t>& cell = latency_->counts[core::histogram_bucket_index(v)];
+    // relaxed load + store, not fetch_add: this consumer is the cells' only writer (the registry
+    // gives an index to one process at a time) and readers need only each counter's own value.
+    cell.store(cell.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+    ++batch.count;
+    batch.sum_ns += std::min(v, core::kHistogramHighestTrackableNs);
+    batch.min_ns = std::min(batch.min_ns, v);
+    batch.max_ns = std::max(batch.max_ns, v);
+  }
+  // Adds the batch to the histogram's summary line (count, sum, min, max). Once per poll.
+  void finish_latency(const LatencyBatch& batch);
+
   std::shared_ptr<Bus> bus_;
   std::string name_;
   std::string filter_pattern_;
   std::unique_ptr<core::TypeFilter> filter_;
   core::RingConsumer ring_;
   std::uint64_t last_heartbeat_ns_ = 0;
+  core::HistogramCells* latency_;  // in this consumer's registry entry (segment_layout.h)
+  core::UnixClock clock_;          // CLOCK_REALTIME, as the envelope's timestamp (clock.h)
 };
 
 }  // namespace evring

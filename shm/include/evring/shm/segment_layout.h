@@ -6,7 +6,8 @@
 //  +------------------------+ producers_offset
 //  | ProducerEntry[Np]      | 256 B each: service, owned domains, pid + start time
 //  +------------------------+ consumers_offset
-//  | ConsumerEntry[Nc]      | 256 B each: name, filter, pid + start time, last seen
+//  | ConsumerEntry[Nc]      | 35,136 B each: name, filter, pid + start time, last seen, and
+//  |                        | the consumer's delivery latency histogram (HistogramCells)
 //  +------------------------+ types_offset
 //  | TypeEntry[Nt]          | 192 B each: event name -> type id (index + 1)
 //  +------------------------+ idempotency_offset (64-aligned)
@@ -29,10 +30,17 @@
 #include <cstdint>
 #include <type_traits>
 
+#include "evring/core/histogram.h"
+
 namespace evring::shm {
 
 inline constexpr std::uint64_t kSegmentMagic = 0x3142474e49525645ull;  // "EVRINGB1" in memory
-inline constexpr std::uint32_t kSegmentLayoutVersion = 1;
+// 2: ConsumerEntry grew from 256 B to 35,136 B to embed the delivery latency histogram.
+inline constexpr std::uint32_t kSegmentLayoutVersion = 2;
+// The histogram bytes inside ConsumerEntry are core's HistogramCells: a change there is a change
+// here. When this fails, bump kSegmentLayoutVersion and update the golden test, then this line.
+static_assert(core::kHistogramLayoutVersion == 1,
+              "HistogramCells changed: bump kSegmentLayoutVersion (ConsumerEntry embeds it)");
 inline constexpr std::size_t kSegmentHeaderBytes = 1024;
 
 // | off | size | field               | writer / publication                                     |
@@ -136,19 +144,37 @@ static_assert(sizeof(ProducerEntry) == 256);
 static_assert(offsetof(ProducerEntry, service) == 24);
 static_assert(offsetof(ProducerEntry, domains) == 88);
 
-// ConsumerEntry (256 B). Index i owns ring gate i and cursor lines [i][*].
-// | off | size | field                     | writer / publication                               |
-// |   0 |    4 | state (atomic)            | registry under the mutex; release after the fields |
-// |   4 |    4 | pid                       | attaching process                                  |
-// |   8 |    8 | start_time                | attaching process's /proc start time               |
-// |  16 |    8 | created_unix_ns           | registry                                           |
-// |  24 |    8 | last_seen_unix_ns (atomic)| the consumer, relaxed, at most every ~10 ms of poll |
-// |  32 |   64 | name                      | NUL-terminated                                     |
-// |  96 |  128 | filter                    | NUL-terminated pattern ("" = everything)           |
-// | 224 |    8 | dead_since_unix_ns (atomic)| first time a sweep found its process dead, 0 =    |
-// |     |      |                           | alive; relaxed: only sweeps (any process) use it   |
-// | 232 |   24 | reserved                  |                                                    |
-struct ConsumerEntry {
+// ConsumerEntry (35,136 B, 64-aligned). Index i owns ring gate i and cursor lines [i][*].
+//
+//  +---------------------------------+ 0
+//  | registry fields (256 B)         | state, pid, names, liveness (table below)
+//  +---------------------------------+ 256
+//  | latency: core::HistogramCells   | 34,880 B: delivery latency of this consumer, ns
+//  +---------------------------------+ 35136
+//
+// | off | size  | field                     | writer / publication                              |
+// |   0 |     4 | state (atomic)            | registry under the mutex; release after the fields|
+// |   4 |     4 | pid                       | attaching process                                 |
+// |   8 |     8 | start_time                | attaching process's /proc start time              |
+// |  16 |     8 | created_unix_ns           | registry                                          |
+// |  24 |     8 | last_seen_unix_ns (atomic)| the consumer, relaxed, at most every ~10 ms of poll|
+// |  32 |    64 | name                      | NUL-terminated                                    |
+// |  96 |   128 | filter                    | NUL-terminated pattern ("" = everything)          |
+// | 224 |     8 | dead_since_unix_ns (atom.)| first time a sweep found its process dead, 0 =    |
+// |     |       |                           | alive; relaxed: only sweeps (any process) use it  |
+// | 232 |    24 | reserved                  | zero                                              |
+// | 256 | 34880 | latency (HistogramCells)  | the owning Consumer only (one writer: the registry|
+// |     |       |                           | hands an index to one live process at a time);    |
+// |     |       |                           | zeroed by the registry under the mutex when a new |
+// |     |       |                           | consumer takes the index. Layout: core/histogram.h|
+//
+// latency holds, per delivered event, now - the envelope's timestamp_ns (CLOCK_REALTIME of the
+// publisher; 0 when the publisher's clock is ahead), with `now` read once per poll batch.
+// Because there is one writer, Consumer::poll updates the cells with relaxed load + store
+// instead of core's fetch_add (see record_latency_batch in bus.h); readers use
+// core::Histogram::snapshot() and must treat the counts as untrusted data
+// (Bus::consumer_latency validates them).
+struct alignas(64) ConsumerEntry {
   std::atomic<std::uint32_t> state;
   std::uint32_t pid;
   std::uint64_t start_time;
@@ -158,12 +184,28 @@ struct ConsumerEntry {
   char filter[128];
   std::atomic<std::uint64_t> dead_since_unix_ns;
   std::uint8_t reserved[24];
+  // Own lines (HistogramCells is 64-aligned): the consumer writes these on every delivering
+  // poll, while monitors read the registry fields above.
+  core::HistogramCells latency;
 };
-static_assert(sizeof(ConsumerEntry) == 256);
+static_assert(std::is_standard_layout_v<ConsumerEntry>, "offsets must mean the same in every build");
+static_assert(std::is_trivially_destructible_v<ConsumerEntry>, "segments are unmapped, not destroyed");
+static_assert(sizeof(ConsumerEntry) == 35136, "256 B of registry fields + 34,880 B of histogram");
+static_assert(alignof(ConsumerEntry) == 64, "entries start 64-aligned: consumers_offset is");
+static_assert(offsetof(ConsumerEntry, state) == 0);
+static_assert(offsetof(ConsumerEntry, pid) == 4);
+static_assert(offsetof(ConsumerEntry, start_time) == 8);
+static_assert(offsetof(ConsumerEntry, created_unix_ns) == 16);
 static_assert(offsetof(ConsumerEntry, last_seen_unix_ns) == 24);
 static_assert(offsetof(ConsumerEntry, name) == 32);
 static_assert(offsetof(ConsumerEntry, filter) == 96);
 static_assert(offsetof(ConsumerEntry, dead_since_unix_ns) == 224);
+static_assert(offsetof(ConsumerEntry, reserved) == 232);
+static_assert(offsetof(ConsumerEntry, latency) == 256, "histogram on its own cache lines");
+static_assert(sizeof(core::HistogramCells) == 34880);
+// consumers_offset = 1024 + max_producers * 256 is a multiple of 64, so every entry and its
+// histogram are 64-aligned in the segment as alignof() promises.
+static_assert(kSegmentHeaderBytes % 64 == 0);
 
 // TypeEntry (192 B). Type id = index + 1.
 // | off | size | field              | writer / publication                                      |
