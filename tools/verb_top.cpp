@@ -1,4 +1,4 @@
-// top: a live view of a bus's counters (tools/INSPECT.md).
+// top: a live view of a bus's counters and per-consumer delivery latency (tools/INSPECT.md).
 //
 // Read-only mapping, relaxed/acquire loads only: it never writes the segment, so the only cost
 // to producers is the cache traffic of reading their counter lines once per interval.
@@ -17,11 +17,14 @@
 #include <ctime>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "cli_common.h"
+#include "evring/core/histogram.h"
 #include "evring/core/ring_layout.h"
+#include "latency_render.h"
 #include "evring/shm/bus.h"
 
 namespace evring::cli {
@@ -65,6 +68,9 @@ struct Snapshot {
   struct ConsumerRow {
     ConsumerInfo info;
     std::uint64_t delivered = 0, lag = 0, gaps = 0, filtered = 0, corrupt = 0;
+    // Cumulative delivery latency (validated copy of the segment's cells), or why not.
+    std::optional<core::Histogram> latency;
+    std::string latency_error;
   };
   std::vector<ConsumerRow> consumers;
 };
@@ -95,6 +101,9 @@ Snapshot take(const Bus& bus) {
       row.filtered += line.filtered.load(std::memory_order_relaxed);
       row.corrupt += line.corrupt.load(std::memory_order_relaxed);
     }
+    auto latency = ci.latency_snapshot();
+    if (latency.ok()) row.latency = std::move(latency.value());
+    else row.latency_error = latency.status().message();
     row.info = std::move(ci);
     s.consumers.push_back(std::move(row));
   }
@@ -107,6 +116,30 @@ std::string rate(std::uint64_t now, std::uint64_t before, double seconds, bool h
   const double r = now >= before ? static_cast<double>(now - before) / seconds : 0.0;
   std::snprintf(buf, sizeof buf, "%.1f", r);
   return buf;
+}
+
+struct Latency {
+  std::string p50 = "-", p99 = "-", p999 = "-";
+};
+
+// Percentiles of what `row` delivered since `before` (the previous frame's row of the same
+// consumer), or of everything when there is no previous frame or the histogram was reset.
+// "-" when nothing was delivered in the window; "corrupt" when the counts failed validation.
+Latency interval_latency(const Snapshot::ConsumerRow& row, const Snapshot::ConsumerRow* before) {
+  Latency out;
+  if (!row.latency) {
+    out.p50 = out.p99 = out.p999 = "corrupt";
+    return out;
+  }
+  std::optional<core::Histogram> delta;
+  if (before && before->latency) delta = latency_delta(*row.latency, *before->latency);
+  const core::Histogram& h = delta ? *delta : *row.latency;
+  if (h.count() == 0) return out;
+  const LatencySummary s = summarize_latency(h);
+  out.p50 = human_latency(s.p50_ns);
+  out.p99 = human_latency(s.p99_ns);
+  out.p999 = human_latency(s.p999_ns);
+  return out;
 }
 
 std::string now_text() {
@@ -147,8 +180,13 @@ std::string render(const Bus& bus, const Snapshot& s, const Snapshot* prev, std:
                     static_cast<unsigned long long>(tr), static_cast<unsigned long long>(ta),
                     static_cast<unsigned long long>(td)));
 
-  add(std::snprintf(line, sizeof line, "%-20s %-16s %-15s %11s %10s %8s %9s %8s\n", "CONSUMER",
-                    "FILTER", "STATE", "DELIVERED/S", "LAG", "GAPS", "FILTERED", "CORRUPT"));
+  add(std::snprintf(line, sizeof line,
+                    "delivery latency (now - publish time): %s\n",
+                    prev ? "over the last interval" : "since each consumer was created"));
+  add(std::snprintf(line, sizeof line,
+                    "%-20s %-16s %-15s %11s %10s %8s %9s %8s %9s %9s %9s\n", "CONSUMER",
+                    "FILTER", "STATE", "DELIVERED/S", "LAG", "GAPS", "FILTERED", "CORRUPT", "P50",
+                    "P99", "P99.9"));
   if (s.consumers.empty()) out += "(no consumers)\n";
   for (const auto& row : s.consumers) {
     const Snapshot::ConsumerRow* before = nullptr;
@@ -158,7 +196,9 @@ std::string render(const Bus& bus, const Snapshot& s, const Snapshot* prev, std:
     const char* state = !row.info.attached ? "detached"
                         : row.info.alive   ? "attached/alive"
                                            : "attached/dead";
-    add(std::snprintf(line, sizeof line, "%-20s %-16s %-15s %11s %10llu %8llu %9llu %8llu\n",
+    const Latency lat = interval_latency(row, before);
+    add(std::snprintf(line, sizeof line,
+                      "%-20s %-16s %-15s %11s %10llu %8llu %9llu %8llu %9s %9s %9s\n",
                       row.info.name.c_str(), row.info.filter.empty() ? "*" : row.info.filter.c_str(),
                       state,
                       rate(row.delivered, before ? before->delivered : 0, secs, before != nullptr)
@@ -166,7 +206,11 @@ std::string render(const Bus& bus, const Snapshot& s, const Snapshot* prev, std:
                       static_cast<unsigned long long>(row.lag),
                       static_cast<unsigned long long>(row.gaps),
                       static_cast<unsigned long long>(row.filtered),
-                      static_cast<unsigned long long>(row.corrupt)));
+                      static_cast<unsigned long long>(row.corrupt), lat.p50.c_str(),
+                      lat.p99.c_str(), lat.p999.c_str()));
+    if (!row.latency_error.empty())
+      add(std::snprintf(line, sizeof line, "  latency of '%s': %s\n", row.info.name.c_str(),
+                        row.latency_error.c_str()));
   }
   return out;
 }
