@@ -5,7 +5,7 @@ packages=(
   build-essential cmake ninja-build ccache pkg-config git
   libboost-dev libxxhash-dev libmimalloc-dev libconcurrentqueue-dev libreaderwriterqueue-dev
   libgtest-dev libgmock-dev libbenchmark-dev
-  libcli11-dev nlohmann-json3-dev libfmt-dev libncurses-dev
+  libcli11-dev nlohmann-json3-dev libfmt-dev libncurses-dev prometheus-cpp-dev
   tmux procps clang libclang-rt-14-dev
 )
 missing=()

@@ -15,6 +15,7 @@ namespace evring::cli {
 void add_inspect_verb(CLI::App& app, VerbList& verbs);  // verb_inspect.cpp
 void add_top_verb(CLI::App& app, VerbList& verbs);      // verb_top.cpp
 void add_bench_verb(CLI::App& app, VerbList& verbs);    // verb_bench.cpp
+void add_exporter_verb(CLI::App& app, VerbList& verbs); // verb_exporter.cpp
 }  // namespace evring::cli
 
 namespace {
@@ -40,6 +41,7 @@ int run(int argc, char** argv) {
   add_inspect_verb(app, verbs);
   add_top_verb(app, verbs);
   add_bench_verb(app, verbs);
+  add_exporter_verb(app, verbs);
 
   try {
     app.parse(argc, argv);
