@@ -1,9 +1,11 @@
 // `evring inspect` and `evring top` (tools/INSPECT.md), run as child processes over real buses.
+#include <atomic>
 #include <cstdio>
 #include <cstring>
 #include <map>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "cli_fixture.h"
 #include "evring/codec/envelope.h"
@@ -40,6 +42,46 @@ std::string capture(const std::string& command) {
     pclose(f);
   }
   return out;
+}
+
+// "850ns", "12.3us", "4.56ms", "1.20s" (top's latency columns) in ns; -1 when not such a value.
+double latency_ns(const std::string& text) {
+  std::size_t used = 0;
+  double v = 0;
+  try {
+    v = std::stod(text, &used);
+  } catch (...) {
+    return -1;
+  }
+  const std::string unit = text.substr(used);
+  if (unit == "ns") return v;
+  if (unit == "us") return v * 1e3;
+  if (unit == "ms") return v * 1e6;
+  if (unit == "s") return v * 1e9;
+  return -1;
+}
+
+// The whitespace-separated fields of the last line of `text` that starts with `name`.
+std::vector<std::string> row_fields(const std::string& text, const std::string& name) {
+  std::vector<std::string> out;
+  std::size_t row = text.rfind("\n" + name + " ");
+  if (row == std::string::npos) return out;
+  ++row;
+  std::istringstream in(text.substr(row, text.find('\n', row) - row));
+  for (std::string f; in >> f;) out.push_back(f);
+  return out;
+}
+
+// Publishes `n` events of chat.message.created stamped `age_ns` in the past.
+void publish_aged(evring::Producer& producer, std::uint16_t type, int n, std::uint64_t age_ns) {
+  for (int i = 0; i < n; ++i) {
+    const std::string key = numbered("conv-", i);
+    evring::core::PublishRequest r;
+    r.type_id = type;
+    r.entity_key = key;
+    r.timestamp_ns = evring::unix_now_ns() - age_ns;
+    ASSERT_EQ(producer.try_publish(r), evring::core::PublishResult::kOk);
+  }
 }
 
 std::size_t count_of(const std::string& text, const std::string& what) {
@@ -175,6 +217,75 @@ TEST_F(inspect, TopPrintsPlainFramesToAPipe) {
   EXPECT_EQ(lag, "3") << out;
 }
 
+TEST_F(inspect, TopShowsDeliveryLatencyPercentilesFromTheSegment) {
+  create({"--partitions", "2", "--slots", "64"});
+  constexpr std::uint64_t kAgeNs = 20'000'000;  // every event is 20 ms old when delivered
+  {
+    auto bus = evring::Bus::open(bus_);
+    ASSERT_TRUE(bus.ok());
+    auto consumer = (*bus)->consumer("timed");
+    ASSERT_TRUE(consumer.ok());
+    auto producer = (*bus)->producer("chat", {"chat"});
+    ASSERT_TRUE(producer.ok());
+    auto type = (*producer)->resolve("chat.message.created");
+    ASSERT_TRUE(type.ok());
+    publish_aged(**producer, *type, 10, kAgeNs);
+    std::size_t got = 0;
+    for (int i = 0; i < 100000 && got < 10; ++i)
+      got += (*consumer)->poll([](const evring::core::Event&) {}).delivered;
+    ASSERT_EQ(got, 10u);
+  }
+  const std::string out = capture(std::string(EVRING_BINARY) + " top " + bus_ +
+                                  " --iterations 2 --interval-ms 100 < /dev/null");
+  const std::size_t second = out.find("\n\nevring top:");
+  ASSERT_NE(second, std::string::npos) << out;
+  const std::string first_frame = out.substr(0, second), second_frame = out.substr(second);
+  // First frame: everything since the consumer was created.
+  EXPECT_NE(first_frame.find("delivery latency (now - publish time): since each consumer was created"),
+            std::string::npos)
+      << first_frame;
+  EXPECT_NE(first_frame.find("P50"), std::string::npos);
+  EXPECT_NE(first_frame.find("P99.9"), std::string::npos);
+  const std::vector<std::string> f = row_fields(first_frame, "timed");
+  ASSERT_EQ(f.size(), 11u) << first_frame;
+  for (int i = 8; i < 11; ++i) {
+    const double ns = latency_ns(f[static_cast<std::size_t>(i)]);
+    EXPECT_GE(ns, kAgeNs * 0.99) << "column " << i << ": " << f[static_cast<std::size_t>(i)];
+    EXPECT_LT(ns, kAgeNs + 2e9) << "column " << i << ": " << f[static_cast<std::size_t>(i)];
+  }
+  EXPECT_LE(latency_ns(f[8]), latency_ns(f[9])) << "p50 <= p99";
+  EXPECT_LE(latency_ns(f[9]), latency_ns(f[10])) << "p99 <= p99.9";
+  // Second frame: the last interval, in which nothing was delivered.
+  EXPECT_NE(second_frame.find("delivery latency (now - publish time): over the last interval"),
+            std::string::npos)
+      << second_frame;
+  const std::vector<std::string> g = row_fields(second_frame, "timed");
+  ASSERT_EQ(g.size(), 11u) << second_frame;
+  EXPECT_EQ(g[8], "-");
+  EXPECT_EQ(g[10], "-");
+}
+
+TEST_F(inspect, TopShowsCorruptLatencyCountsInsteadOfUsingThem) {
+  create({"--partitions", "1", "--slots", "16"});
+  auto bus = evring::Bus::open(bus_);
+  ASSERT_TRUE(bus.ok());
+  ASSERT_TRUE((*bus)->consumer("scribbled").ok());
+  const std::vector<evring::ConsumerInfo> listed = (*bus)->consumers();
+  ASSERT_EQ(listed.size(), 1u);
+  auto& cells = const_cast<evring::core::HistogramCells&>(*listed[0].latency);
+  cells.counts[3].store(~std::uint64_t{0});
+  cells.counts[4].store(~std::uint64_t{0});
+  const std::string out = capture(std::string(EVRING_BINARY) + " top " + bus_ +
+                                  " --iterations 1 < /dev/null");
+  const std::vector<std::string> f = row_fields(out, "scribbled");
+  ASSERT_EQ(f.size(), 11u) << out;
+  EXPECT_EQ(f[8], "corrupt");
+  EXPECT_NE(out.find("latency of 'scribbled': the latency histogram of consumer 'scribbled' has "
+                     "impossible counts"),
+            std::string::npos)
+      << out;
+}
+
 TEST_F(inspect, TopInTmuxQuitsOnQ) {
   if (std::system("command -v tmux > /dev/null 2>&1") != 0)
     GTEST_SKIP() << "tmux is not installed: the interactive (tty) mode of top is not tested";
@@ -183,9 +294,33 @@ TEST_F(inspect, TopInTmuxQuitsOnQ) {
   ASSERT_TRUE(bus.ok());
   auto consumer = (*bus)->consumer("tmux-watcher");  // attached while the test runs
   ASSERT_TRUE(consumer.ok());
+  auto producer = (*bus)->producer("chat", {"chat"});
+  ASSERT_TRUE(producer.ok());
+  auto type = (*producer)->resolve("chat.message.created");
+  ASSERT_TRUE(type.ok());
+  // Traffic while top runs: events stamped 5 ms in the past, consumed at once, so every
+  // refresh interval has deliveries whose latency is 5 ms and a little more.
+  constexpr std::uint64_t kAgeNs = 5'000'000;
+  std::atomic<bool> stop{false};
+  struct Joiner {  // stops the traffic on every way out of the test, failed assertions included
+    std::atomic<bool>& stop;
+    std::thread thread;
+    ~Joiner() {
+      stop = true;
+      if (thread.joinable()) thread.join();
+    }
+  } traffic{stop, {}};
+  traffic.thread = std::thread([&] {
+    while (!stop.load()) {
+      publish_aged(**producer, *type, 4, kAgeNs);
+      while ((*consumer)->poll([](const evring::core::Event&) {}).delivered != 0) {
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+  });
   const std::string tmux = "tmux -L evring-inspect-" + std::to_string(getpid()) + " ";
   const std::string session = "top";
-  ASSERT_EQ(std::system((tmux + "new-session -d -s " + session + " -x 120 -y 40 '" +
+  ASSERT_EQ(std::system((tmux + "new-session -d -s " + session + " -x 160 -y 40 '" +
                          EVRING_BINARY + " top " + bus_ + " --interval-ms 200'")
                             .c_str()),
             0);
@@ -196,6 +331,24 @@ TEST_F(inspect, TopInTmuxQuitsOnQ) {
   }
   EXPECT_NE(screen.find("tmux-watcher"), std::string::npos) << screen;
   EXPECT_NE(screen.find("attached/alive"), std::string::npos) << screen;
+  // After the first refresh the percentiles are those of the last interval's deliveries.
+  for (int i = 0; i < 50 && screen.find("over the last interval") == std::string::npos; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    screen = capture(tmux + "capture-pane -p -t " + session + " 2>/dev/null");
+  }
+  stop = true;
+  traffic.thread.join();
+  EXPECT_NE(screen.find("delivery latency (now - publish time): over the last interval"),
+            std::string::npos)
+      << screen;
+  const std::vector<std::string> f = row_fields("\n" + screen, "tmux-watcher");
+  ASSERT_EQ(f.size(), 11u) << screen;
+  EXPECT_NE(f[3], "-") << "deliveries per second shown: " << screen;
+  for (int i = 8; i < 11; ++i) {
+    const double ns = latency_ns(f[static_cast<std::size_t>(i)]);
+    EXPECT_GE(ns, kAgeNs * 0.99) << "column " << i << ": " << screen;
+    EXPECT_LT(ns, kAgeNs + 1e9) << "column " << i << ": " << screen;
+  }
   std::system((tmux + "send-keys -t " + session + " q").c_str());
   bool ended = false;
   for (int i = 0; i < 50 && !ended; ++i) {
