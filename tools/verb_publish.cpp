@@ -17,6 +17,7 @@
 #include "evring/codec/names.h"
 #include "evring/shm/bus.h"
 #include "json_render.h"
+#include "jsonl_event.h"
 
 namespace evring::cli {
 namespace {
@@ -30,44 +31,6 @@ struct PublishArgs {
   bool jsonl = false;
   bool data_given = false;  // --data was present (even empty: "" is not valid JSON)
 };
-
-// One event, parsed from flags or from a JSON line; ids are zero when not given.
-struct EventSpec {
-  std::string type, producer, entity;
-  std::string payload;
-  ContentType content_type = ContentType::kRaw;
-  Id128 correlation{}, causation{}, idempotency{};
-  std::optional<Classification> classification;
-  std::optional<std::uint64_t> revision;
-};
-
-Status named(const Status& s, std::string_view what) {
-  return Status(s.code(), std::string(what) + ": " + s.message(), s.sys_errno());
-}
-
-// Fills the optional fields shared by both modes; `prefix` names their origin in errors.
-Status parse_optional(EventSpec* spec, std::string_view prefix, const std::string& correlation,
-                      const std::string& causation, const std::string& idempotency,
-                      const std::string& classification) {
-  auto where = [&](const char* field) { return std::string(prefix) + field; };
-  if (!correlation.empty()) {
-    auto id = Id128::parse_trace_id(correlation);
-    if (!id.ok()) return named(id.status(), where("correlation"));
-    spec->correlation = *id;
-  }
-  if (!causation.empty()) {
-    auto id = Id128::parse(causation);
-    if (!id.ok()) return named(id.status(), where("causation"));
-    spec->causation = *id;
-  }
-  if (!idempotency.empty()) spec->idempotency = Id128::from_key_text(idempotency);
-  if (!classification.empty()) {
-    auto c = parse_classification(classification);
-    if (!c.ok()) return named(c.status(), where("classification"));
-    spec->classification = *c;
-  }
-  return Status::ok();
-}
 
 Status set_json_payload(EventSpec* spec, std::string_view text, std::string_view what) {
   try {
@@ -194,8 +157,8 @@ Status spec_from_flags(const PublishArgs& a, EventSpec* spec) {
   spec->type = a.type;
   spec->producer = a.producer;
   spec->entity = a.entity;
-  EVRING_RETURN_IF_ERROR(parse_optional(spec, "--", a.correlation, a.causation,
-                                        a.idempotency_key, a.classification));
+  EVRING_RETURN_IF_ERROR(parse_event_options(spec, "--", a.correlation, a.causation,
+                                             a.idempotency_key, a.classification));
   if (!a.revision.empty()) {
     auto rev = parse_uint(a.revision, "--revision");
     if (!rev.ok()) return rev.status();
@@ -210,49 +173,6 @@ Status spec_from_flags(const PublishArgs& a, EventSpec* spec) {
   return Status::ok();
 }
 
-Status spec_from_line(const std::string& line, const std::string& default_producer,
-                      EventSpec* spec) {
-  Json j;
-  try {
-    j = Json::parse(line);
-  } catch (const Json::exception& e) {
-    return Status::invalid_argument(std::string("not valid JSON: ") + e.what());
-  }
-  if (!j.is_object()) return Status::invalid_argument("not a JSON object");
-  auto text = [&](const char* field, std::string* out) -> Status {
-    auto it = j.find(field);
-    if (it == j.end() || it->is_null()) return Status::ok();
-    if (!it->is_string())
-      return Status::invalid_argument(std::string("\"") + field + "\" must be a string");
-    *out = it->get<std::string>();
-    return Status::ok();
-  };
-  std::string correlation, causation, idempotency, classification;
-  spec->producer = default_producer;
-  EVRING_RETURN_IF_ERROR(text("type", &spec->type));
-  EVRING_RETURN_IF_ERROR(text("producer", &spec->producer));
-  EVRING_RETURN_IF_ERROR(text("entity", &spec->entity));
-  EVRING_RETURN_IF_ERROR(text("correlation", &correlation));
-  EVRING_RETURN_IF_ERROR(text("causation", &causation));
-  EVRING_RETURN_IF_ERROR(text("idempotency_key", &idempotency));
-  EVRING_RETURN_IF_ERROR(text("classification", &classification));
-  if (spec->type.empty()) return Status::invalid_argument("\"type\" is missing");
-  if (spec->producer.empty())
-    return Status::invalid_argument("\"producer\" is missing (and no --producer default)");
-  if (spec->entity.empty()) return Status::invalid_argument("\"entity\" is missing");
-  EVRING_RETURN_IF_ERROR(parse_optional(spec, "", correlation, causation, idempotency, classification));
-  if (auto it = j.find("revision"); it != j.end() && !it->is_null()) {
-    if (!it->is_number_unsigned())
-      return Status::invalid_argument("\"revision\" must be a non-negative integer");
-    spec->revision = it->get<std::uint64_t>();
-  }
-  if (auto it = j.find("data"); it != j.end()) {
-    spec->payload = it->dump();
-    spec->content_type = ContentType::kJson;
-  }
-  return Status::ok();
-}
-
 int run_jsonl(Publisher& publisher, const std::string& default_producer) {
   std::ios::sync_with_stdio(false);
   std::string line;
@@ -263,7 +183,7 @@ int run_jsonl(Publisher& publisher, const std::string& default_producer) {
     EventSpec spec;
     core::PublishReceipt receipt;
     bool duplicate = false;
-    Status s = spec_from_line(line, default_producer, &spec);
+    Status s = parse_jsonl_event(line, default_producer, &spec);
     if (s.is_ok()) s = publisher.publish(spec, &receipt, &duplicate);
     if (s.is_ok()) {
       ++published;  // a duplicate is already on the bus: accepted, not refused
