@@ -469,10 +469,13 @@ int run_throughput(const Options& o) {
   }
   const Summary se = summarize(eps), sb = summarize(bps);
   if (!build_warning().empty()) std::cerr << build_warning() << "\n";
-  std::printf("evring-bench throughput  cpu: %s  cpus %d,%d  payload %zu B  partitions %u  "
+  std::string cpu_list;  // every process's CPU, producers first (throughput_cpu)
+  for (int i = 0; i < o.producers + o.consumers; ++i)
+    cpu_list += (i ? "," : "") + std::to_string(throughput_cpu(o, i));
+  std::printf("evring-bench throughput  cpu: %s  cpus %s  payload %zu B  partitions %u  "
               "producers %d  consumers %d  batch %zu  dedup %s  %.2f s x %d runs\n",
-              cpu_model_name().c_str(), pc.producer_cpu, pc.consumer_cpu, o.payload, o.partitions,
-              o.producers, o.consumers, o.batch, o.dedup ? "on" : "off", o.seconds, o.runs);
+              cpu_model_name().c_str(), cpu_list.c_str(), o.payload, o.partitions, o.producers,
+              o.consumers, o.batch, o.dedup ? "on" : "off", o.seconds, o.runs);
   std::printf("%-4s %16s %16s %14s %12s  %s\n", "run", "events_per_sec", "bytes_per_sec",
               "published", "rejected", "delivered per consumer");
   for (size_t i = 0; i < runs.size(); ++i) {
