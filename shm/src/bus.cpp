@@ -72,6 +72,50 @@ Status status_from_boost(const bip::interprocess_exception& e, std::string_view 
   return Status::from_errno(err, ctx);
 }
 
+// The magic and layout versions at the start of an existing segment (they never move: every
+// layout keeps them first). ok() false when the object cannot be read or is too short.
+struct SegmentVersions {
+  bool readable = false;
+  bool evring = false;  // the magic matched
+  std::uint32_t layout = 0, ring_layout = 0;
+};
+SegmentVersions peek_versions(std::string_view name) {
+  SegmentVersions v;
+  const int fd = ::open(Bus::object_path(name).c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return v;
+  unsigned char head[16];
+  const ssize_t n = ::pread(fd, head, sizeof head, 0);
+  ::close(fd);
+  if (n != static_cast<ssize_t>(sizeof head)) return v;
+  v.readable = true;
+  std::uint64_t magic;
+  std::memcpy(&magic, head, 8);
+  std::memcpy(&v.layout, head + 8, 4);
+  std::memcpy(&v.ring_layout, head + 12, 4);
+  v.evring = magic == shm::kSegmentMagic;
+  return v;
+}
+
+// A bus of another layout version (left by an older or newer evring) cannot be reused or
+// repaired: say so, with both versions and the way out, instead of a bare "already exists".
+Status refuse_existing(std::string_view name, const Status& exists) {
+  const SegmentVersions v = peek_versions(name);
+  const std::string who = "bus '" + std::string(name) + "'";
+  const std::string remove = "; remove it with `evring rm " + std::string(name) + "`";
+  if (!v.readable || !v.evring) return exists;
+  if (v.layout != shm::kSegmentLayoutVersion)
+    return Status::layout_mismatch(
+        who + " already exists with segment layout version " + std::to_string(v.layout) +
+        " (this build creates version " + std::to_string(shm::kSegmentLayoutVersion) +
+        "): a bus of another evring build" + remove);
+  if (v.ring_layout != core::kRingLayoutVersion)
+    return Status::layout_mismatch(
+        who + " already exists with ring layout version " + std::to_string(v.ring_layout) +
+        " (this build creates version " + std::to_string(core::kRingLayoutVersion) +
+        "): a bus of another evring build" + remove);
+  return exists;
+}
+
 }  // namespace
 
 struct Bus::Mapping {
@@ -117,7 +161,10 @@ Result<std::shared_ptr<Bus>> Bus::create(std::string_view name, const BusOptions
     return Status::invalid_argument("mode must be an octal permission like 0600 or 0660");
   const Layout l = layout_of(options);
   auto mapped = map(name, Access::kReadWrite, true, l.total, options.mode);
-  if (!mapped.ok()) return mapped.status();
+  if (!mapped.ok()) {
+    if (mapped.status().code() == Code::kAlreadyExists) return refuse_existing(name, mapped.status());
+    return mapped.status();
+  }
   std::shared_ptr<Bus> bus = std::move(mapped.value());
   if (options.prefault) std::memset(bus->base_, 0, bus->size_);  // fault every page in now
 
@@ -275,6 +322,7 @@ std::vector<BusSummary> Bus::list() {
     struct stat st {};
     if (::stat(s.path.c_str(), &st) == 0) s.bytes = static_cast<std::uint64_t>(st.st_size);
     auto bus = open(s.name, Access::kReadOnly);
+    if (const SegmentVersions v = peek_versions(s.name); v.evring) s.layout_version = v.layout;
     if (!bus.ok()) {
       s.status = bus.status();
     } else {

@@ -84,10 +84,25 @@ struct BusSummary {
   bool creator_alive = false;
   std::size_t live_members = 0;  // producers + consumers whose process runs
   bool stale() const { return status.is_ok() && !creator_alive && live_members == 0; }
+  // The segment layout version found in an evring segment (0: not an evring segment or too
+  // short to tell). A foreign version is a bus of another evring build: nothing else in it can
+  // be read, `evring rm` removes it.
+  std::uint32_t layout_version = 0;
+  bool foreign_version() const {
+    return layout_version != 0 && layout_version != shm::kSegmentLayoutVersion;
+  }
 };
 
 class Producer;
 class Consumer;
+
+namespace shm {
+// Bus::check over bytes already in memory (a mapping or a copy of a segment). Reads nothing
+// outside `segment`, whatever it holds. REQUIRES: segment.data() is 64-byte aligned (a finding
+// says so otherwise).
+std::vector<std::string> check_segment(std::span<const std::byte> segment,
+                                       std::size_t max_findings = 1000);
+}  // namespace shm
 
 class Bus : public std::enable_shared_from_this<Bus> {
  public:
@@ -98,6 +113,16 @@ class Bus : public std::enable_shared_from_this<Bus> {
   static Status remove(std::string_view name);
   static std::vector<BusSummary> list();
   static std::string object_path(std::string_view name);  // /dev/shm/evring.<name>
+  // Deep check of the segment of bus `name` (shm/src/check.cpp): maps it read-only, even when
+  // open() would refuse it, and walks the segment header, the registries (states, names,
+  // duplicates), the ring header, gates, producer lanes, each partition (head against every
+  // consumer's cursor, counters) and every slot (word, sequence, envelope, type and producer
+  // ids). Returns one finding per problem, each naming its location ("partition 3: head 17 is
+  // behind consumer 'billing' cursor 40"), at most max_findings plus a line counting the rest;
+  // empty when the segment is sound. Errors only when the segment cannot be mapped (not found,
+  // permission denied). Cold path: reads the whole segment.
+  static Result<std::vector<std::string>> check(std::string_view name,
+                                                std::size_t max_findings = 1000);
 
   ~Bus();
   Bus(const Bus&) = delete;
