@@ -178,6 +178,16 @@ Result<core::Overflow> parse_overflow(std::string_view text) {
   return Status::invalid_argument(quoted("--overflow", text) + " must be reject or overwrite");
 }
 
+const char* const kOutputFormatNames = "json|table|cloudevents";
+
+Result<OutputFormat> parse_output_format(std::string_view text) {
+  if (text == "json") return OutputFormat::kJson;
+  if (text == "table") return OutputFormat::kTable;
+  if (text == "cloudevents") return OutputFormat::kCloudEvents;
+  return Status::invalid_argument(quoted("--format", text) +
+                                  " is not an output format: use json, table or cloudevents");
+}
+
 std::string_view overflow_name(core::Overflow overflow) {
   switch (overflow) {
     case core::Overflow::kReject: return "reject";

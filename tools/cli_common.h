@@ -70,6 +70,12 @@ Result<DedupWindowArg> parse_dedup_window(std::string_view text, std::string_vie
 Result<mode_t> parse_octal_mode(std::string_view text, std::string_view flag);
 Result<core::Overflow> parse_overflow(std::string_view text);
 std::string_view overflow_name(core::Overflow overflow);
+// --format of `tail` and `inspect` (tools/README.md, "Output formats").
+enum class OutputFormat { kJson, kTable, kCloudEvents };
+// The values --format accepts, as help and errors list them: "json|table|cloudevents".
+extern const char* const kOutputFormatNames;
+// Invalid argument naming the text and listing the valid values.
+Result<OutputFormat> parse_output_format(std::string_view text);
 // Splits "a,b,,c" into {"a","b","c"} (surrounding blanks trimmed).
 std::vector<std::string> split_list(std::string_view list);
 

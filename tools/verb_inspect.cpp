@@ -10,6 +10,7 @@
 #include <cstdio>
 #include <cstring>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -26,7 +27,7 @@ void add_inspect_verb(CLI::App& app, VerbList& verbs);
 namespace {
 
 struct InspectArgs {
-  std::string bus, partition, seq, last;
+  std::string bus, partition, seq, last, format;  // format empty: the text dump (or --json)
   bool json = false;
 };
 
@@ -190,9 +191,8 @@ OrderedJson describe_envelope(const Bus& bus, const SlotCopy& c, NameCache& name
 }
 
 OrderedJson inspect_slot(const Bus& bus, std::uint32_t p, std::uint64_t seq, std::uint64_t head,
-                         NameCache& names) {
+                         const SlotCopy& c, NameCache& names) {
   const core::RingRegion& ring = bus.ring();
-  SlotCopy c = copy_slot(ring, p, seq);
   OrderedJson j;
   j["partition"] = p;
   j["sequence"] = seq;
@@ -261,6 +261,60 @@ void print_slot_text(const OrderedJson& s) {
   }
 }
 
+struct SelectedSlot {
+  std::uint32_t partition;
+  std::uint64_t sequence;
+  std::uint64_t head;  // of the partition, when the selection was made
+};
+
+// --format table / cloudevents: the selected slots that hold the event of their sequence, intact.
+void print_slot_events(const Bus& bus, const std::vector<SelectedSlot>& selected,
+                       std::optional<OutputFormat> format, NameCache& names) {
+  static constexpr TableColumn kSlotColumn{"SLOT", 9, false};
+  std::vector<TableColumn> columns{kSlotColumn};
+  for (const TableColumn& col : event_table_columns()) columns.push_back(col);
+  const bool table = format == OutputFormat::kTable;
+  if (table) std::printf("%s\n", table_header(columns).c_str());
+  std::size_t skipped = 0;
+  for (const SelectedSlot& s : selected) {
+    const SlotCopy c = copy_slot(bus.ring(), s.partition, s.sequence);
+    const OrderedJson slot = inspect_slot(bus, s.partition, s.sequence, s.head, c, names);
+    EnvelopeView view{};
+    const bool published = core::word_state(c.word) == core::SlotState::kPublished;
+    const bool current = !c.torn && published && slot["status"] == "current";
+    const EnvelopeCheck check =
+        current ? decode_envelope(c.envelope, &view) : EnvelopeCheck::kTruncated;
+    const bool event = current && check == EnvelopeCheck::kOk;
+    if (!table) {
+      if (event)
+        std::printf("%s\n",
+                    dump_line(render_cloudevent(view, s.partition, s.sequence, bus.name(), names))
+                        .c_str());
+      else
+        ++skipped;
+      continue;
+    }
+    std::vector<std::string> cells;
+    if (event) {
+      cells = event_table_cells(view, s.partition, s.sequence, names);
+      cells.insert(cells.begin(), "ok");
+    } else {
+      // Where the event would be: what the slot holds instead (or why it cannot be trusted).
+      std::string what = c.torn ? "torn" : current ? "corrupt" : std::string(state_name(c.word));
+      std::string why =
+          current ? std::string(describe(check)) : slot["status"].get<std::string>();
+      cells = {std::move(what), "-", std::to_string(s.partition), std::to_string(s.sequence),
+               "-", "-", "-", "-", std::move(why)};
+    }
+    std::printf("%s\n", table_line(columns, cells).c_str());
+  }
+  if (skipped)
+    std::fprintf(stderr,
+                 "evring: note: %zu selected slot(s) hold no intact event of their sequence "
+                 "(see --format json)\n",
+                 skipped);
+}
+
 int run_inspect(const InspectArgs& a) {
   std::uint64_t seq = 0, last = 5, part = 0;
   const bool has_seq = !a.seq.empty(), has_part = !a.partition.empty();
@@ -280,6 +334,17 @@ int run_inspect(const InspectArgs& a) {
     if (!v.ok()) return fail(v.status());
     part = *v;
   }
+  // No --format and no --json: the text dump. --json is --format json.
+  std::optional<OutputFormat> format;
+  if (a.json) format = OutputFormat::kJson;
+  if (!a.format.empty()) {
+    auto f = parse_output_format(a.format);
+    if (!f.ok()) return fail(f.status());
+    if (a.json && *f != OutputFormat::kJson)
+      return fail(Status::invalid_argument("--json and --format " + a.format +
+                                           " exclude each other (--json is --format json)"));
+    format = *f;
+  }
   auto opened = Bus::open(a.bus, Access::kReadOnly);
   if (!opened.ok()) return fail(opened.status());
   const Bus& bus = **opened;
@@ -292,30 +357,38 @@ int run_inspect(const InspectArgs& a) {
   last = std::min<std::uint64_t>(last, ring.capacity());
 
   NameCache names(bus);
-  OrderedJson slots = OrderedJson::array();
   const std::uint32_t p_begin = has_part ? static_cast<std::uint32_t>(part) : 0;
   const std::uint32_t p_end = has_part ? p_begin + 1 : cfg.partitions;
+  std::vector<SelectedSlot> selected;
   for (std::uint32_t p = p_begin; p < p_end; ++p) {
     const std::uint64_t head = ring.partition(p).head.load(std::memory_order_acquire);
     if (has_seq) {
-      slots.push_back(inspect_slot(bus, p, seq, head, names));
+      selected.push_back({p, seq, head});
       continue;
     }
     for (std::uint64_t s = head > last ? head - last : 0; s < head; ++s)
-      slots.push_back(inspect_slot(bus, p, s, head, names));
+      selected.push_back({p, s, head});
   }
 
-  if (a.json) {
-    OrderedJson j;
-    j["bus"] = bus.name();
-    j["slots"] = std::move(slots);
-    std::string out = j.dump(2, ' ', false, nlohmann::detail::error_handler_t::replace);
-    std::printf("%s\n", out.c_str());
+  if (format == OutputFormat::kTable || format == OutputFormat::kCloudEvents) {
+    print_slot_events(bus, selected, format, names);
   } else {
-    std::printf("bus %s: %u partitions, %u slots of %u B\n", bus.name().c_str(), cfg.partitions,
-                cfg.slots_per_partition, cfg.slot_bytes);
-    if (slots.empty()) std::printf("(no slots selected: nothing published yet)\n");
-    for (const auto& s : slots) print_slot_text(s);
+    OrderedJson slots = OrderedJson::array();
+    for (const SelectedSlot& s : selected)
+      slots.push_back(inspect_slot(bus, s.partition, s.sequence, s.head,
+                                   copy_slot(ring, s.partition, s.sequence), names));
+    if (format == OutputFormat::kJson) {
+      OrderedJson j;
+      j["bus"] = bus.name();
+      j["slots"] = std::move(slots);
+      std::string out = j.dump(2, ' ', false, nlohmann::detail::error_handler_t::replace);
+      std::printf("%s\n", out.c_str());
+    } else {
+      std::printf("bus %s: %u partitions, %u slots of %u B\n", bus.name().c_str(), cfg.partitions,
+                  cfg.slots_per_partition, cfg.slot_bytes);
+      if (slots.empty()) std::printf("(no slots selected: nothing published yet)\n");
+      for (const auto& s : slots) print_slot_text(s);
+    }
   }
   if (std::fflush(stdout) != 0 || std::ferror(stdout)) {
     print_error("writing stdout failed");
@@ -331,10 +404,18 @@ void add_inspect_verb(CLI::App& app, VerbList& verbs) {
   CLI::App* cmd = app.add_subcommand(
       "inspect", "Dump raw ring slots (word, state, envelope check, header, payload); read-only");
   cmd->add_option("BUS", args->bus, "Bus name")->required();
-  cmd->add_option("--partition", args->partition, "Only this partition (default: all)");
-  cmd->add_option("--seq", args->seq, "This sequence in each selected partition");
-  cmd->add_option("--last", args->last, "The last N sequences of each partition (default 5)");
-  cmd->add_flag("--json", args->json, "Print one JSON object {bus, slots: [...]}");
+  cmd->add_option("--partition", args->partition, "Only this partition (default: all)")
+      ->type_name("P");
+  cmd->add_option("--seq", args->seq, "This sequence in each selected partition")->type_name("S");
+  cmd->add_option("--last", args->last, "The last N sequences of each partition (default 5)")
+      ->type_name("N");
+  cmd->add_flag("--json", args->json,
+                "Print one JSON object {bus, slots: [...]} (shape in tools/INSPECT.md); "
+                "the same as --format json");
+  cmd->add_option("--format", args->format,
+                  "Output instead of the text dump: json (as --json), table (one row per slot) "
+                  "or cloudevents (one CloudEvents 1.0 JSON object per intact event)")
+      ->type_name(kOutputFormatNames);
   verbs.push_back({cmd, [args] { return run_inspect(*args); }});
 }
 

@@ -1,4 +1,5 @@
-// tail: follow a bus, one JSON object per event per line.
+// tail: follow a bus, one event per line: evring's JSON object (default), a CloudEvents 1.0
+// JSON object, or a row of an aligned table (--format, tools/README.md).
 //
 // Durable (--consumer NAME): auto-commit is off and the cursor is committed right after each
 // event's line was written and flushed, so `--count N` runs neither lose nor repeat events.
@@ -36,7 +37,7 @@ void install_signal_handlers() {
 }
 
 struct TailArgs {
-  std::string bus, consumer, from, filter, count, timeout_ms, wait = "block";
+  std::string bus, consumer, from, filter, count, timeout_ms, wait = "block", format = "json";
 };
 
 Result<core::RingConsumer::Start> parse_from(std::string_view text) {
@@ -88,6 +89,8 @@ int run_tail(const TailArgs& a) {
   }
   auto strategy = parse_wait(a.wait);
   if (!strategy.ok()) return fail(strategy.status());
+  auto format = parse_output_format(a.format);
+  if (!format.ok()) return fail(format.status());
   const bool ephemeral = a.consumer.empty();
   core::RingConsumer::Start start =
       ephemeral ? core::RingConsumer::Start::kLatest : core::RingConsumer::Start::kCommitted;
@@ -110,12 +113,25 @@ int run_tail(const TailArgs& a) {
 
   NameCache names(*bus);
   bool write_failed = false;
-  auto print = [&](const core::Event& event) {
-    std::string line = dump_line(render_event(event, names));
+  auto write_line = [&](std::string line) {
     line += '\n';
     if (std::fwrite(line.data(), 1, line.size(), stdout) != line.size() || std::fflush(stdout) != 0)
       write_failed = true;
   };
+  auto print = [&](const core::Event& event) {
+    switch (*format) {
+      case OutputFormat::kJson: write_line(dump_line(render_event(event, names))); break;
+      case OutputFormat::kCloudEvents:
+        write_line(dump_line(
+            render_cloudevent(event.view, event.partition, event.sequence, bus->name(), names)));
+        break;
+      case OutputFormat::kTable:
+        write_line(table_line(event_table_columns(), event_table_cells(event.view, event.partition,
+                                                                       event.sequence, names)));
+        break;
+    }
+  };
+  if (*format == OutputFormat::kTable) write_line(table_header(event_table_columns()));
 
   const std::uint64_t timeout_ns = timeout_ms * 1'000'000ull;
   std::uint64_t printed = 0, last_event_ns = core::monotonic_ns();
@@ -168,7 +184,8 @@ int run_tail(const TailArgs& a) {
 
 void add_tail_verb(CLI::App& app, VerbList& verbs) {
   auto a = std::make_shared<TailArgs>();
-  CLI::App* cmd = app.add_subcommand("tail", "Follow a bus: one JSON object per event per line");
+  CLI::App* cmd = app.add_subcommand(
+      "tail", "Follow a bus: one line per event (JSON, CloudEvents JSON or a table row)");
   cmd->add_option("BUS", a->bus, "Bus name")->required();
   cmd->add_option("--consumer", a->consumer,
                   "Durable consumer name: its cursor is committed after each printed event "
@@ -186,6 +203,10 @@ void add_tail_verb(CLI::App& app, VerbList& verbs) {
       ->type_name("N");
   cmd->add_option("--wait", a->wait, "How to wait for events: spin|yield|block")
       ->type_name("STRATEGY")->capture_default_str();
+  cmd->add_option("--format", a->format,
+                  "Output: json (evring's event object), table (aligned columns, a header "
+                  "first) or cloudevents (CloudEvents 1.0 JSON, structured mode)")
+      ->type_name(kOutputFormatNames)->capture_default_str();
   verbs.push_back({cmd, [a] { return run_tail(*a); }});
 }
 
