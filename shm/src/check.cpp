@@ -193,7 +193,6 @@ class Checker {
   }
 
   void check_producers() {
-    std::set<std::string> services;
     producer_state_.assign(h_->max_producers, 0);
     for (std::uint32_t i = 0; i < h_->max_producers; ++i) {
       const ProducerEntry& e = producer(i);
@@ -206,9 +205,8 @@ class Checker {
         add(where + ": service name is not NUL-terminated within its 64 bytes");
         continue;
       }
+      // One service may hold several entries (one per publishing process): no duplicate check.
       if (Status s = validate_service_name(service); !s.is_ok()) add(where + ": " + s.message());
-      else if (!services.insert(service).second)
-        add(where + ": service " + quoted(service) + " is registered twice");
       if (!read_name(e.domains, sizeof e.domains, &domains)) {
         add(where + " " + quoted(service) + ": domains are not NUL-terminated within 160 bytes");
         continue;
@@ -300,7 +298,9 @@ class Checker {
         add("consumer index " + std::to_string(i) + ": gate state " + std::to_string(g) +
             " is not free (0), attached (1) or detached (2)");
       else if (g == static_cast<std::uint32_t>(core::GateState::kAttached) &&
-               consumer_names_[i].empty())
+               consumer_names_[i].empty() &&
+               consumer(i).state.load(std::memory_order_acquire) !=
+                   static_cast<std::uint32_t>(EntryState::kActive))  // not registered since
         add("consumer index " + std::to_string(i) +
             ": gate says attached but no consumer is registered at this index");
     }
@@ -318,6 +318,8 @@ class Checker {
       if (!consumer_names_[i].empty())
         committed[i] = ring.cursor(i, p).committed.load(std::memory_order_acquire);
     const core::PartitionHeader& ph = ring.partition(p);
+    // The abandoned counter too: it counts claimed slots, so it never passes the head.
+    const std::uint64_t abandoned = ph.abandoned.load(std::memory_order_relaxed);
     const std::uint64_t head = ph.head.load(std::memory_order_acquire);
     if (head >= (std::uint64_t{1} << (64 - core::kSlotStateBits)))
       add(where + ": head " + std::to_string(head) + " does not fit a slot word's sequence");
@@ -325,7 +327,6 @@ class Checker {
       if (!consumer_names_[i].empty() && committed[i] > head)
         add(where + ": head " + std::to_string(head) + " is behind consumer " +
             quoted(consumer_names_[i]) + " cursor " + std::to_string(committed[i]));
-    const std::uint64_t abandoned = ph.abandoned.load(std::memory_order_relaxed);
     if (abandoned > head)
       add(where + ": abandoned count " + std::to_string(abandoned) + " exceeds head " +
           std::to_string(head) + " (more slots abandoned than ever claimed)");
@@ -349,7 +350,9 @@ class Checker {
           add(at + ": word " + hex(word) + " is EMPTY but carries sequence " + std::to_string(seq));
         continue;
       }
-      if (seq >= head) {
+      // A slot is claimed (head) before it is written: a word past the head read above may be a
+      // publish since; only one past the head read after the word is wrong.
+      if (seq >= head && seq >= ph.head.load(std::memory_order_acquire)) {
         add(at + ": " + std::string(state_name(state)) + " sequence " + std::to_string(seq) +
             " is at or beyond the head " + std::to_string(head));
         continue;
@@ -383,14 +386,26 @@ class Checker {
       const EnvelopeHeader& eh = view.header;
       if (eh.sequence != seq)
         add(ev + ": envelope says sequence " + std::to_string(eh.sequence));
-      if (eh.type_id == 0 || eh.type_id > h_->max_types ||
-          type_state_[eh.type_id - 1] != static_cast<std::uint32_t>(EntryState::kActive))
+      if (eh.type_id == 0 || eh.type_id > h_->max_types || !type_active_now(eh.type_id - 1u))
         add(ev + ": type id " + std::to_string(eh.type_id) + " is not a registered event type");
       if (eh.producer_id == 0 || eh.producer_id > h_->max_producers ||
-          producer_state_[eh.producer_id - 1] == static_cast<std::uint32_t>(EntryState::kFree))
+          !producer_known_now(eh.producer_id - 1u))
         add(ev + ": producer id " + std::to_string(eh.producer_id) +
             " is not a registered producer");
     }
+  }
+
+  // Registry states as they are now: an entry registered after the registry pass (a live bus)
+  // may already have events in the ring.
+  bool type_active_now(std::uint32_t i) {
+    if (type_state_[i] == static_cast<std::uint32_t>(EntryState::kActive)) return true;
+    type_state_[i] = type(i).state.load(std::memory_order_acquire);
+    return type_state_[i] == static_cast<std::uint32_t>(EntryState::kActive);
+  }
+  bool producer_known_now(std::uint32_t i) {
+    if (producer_state_[i] != static_cast<std::uint32_t>(EntryState::kFree)) return true;
+    producer_state_[i] = producer(i).state.load(std::memory_order_acquire);
+    return producer_state_[i] != static_cast<std::uint32_t>(EntryState::kFree);
   }
 
   void check_lanes(const core::RingRegion& ring) {

@@ -9,8 +9,10 @@
 #include <cstdlib>
 #include <cstring>
 #include <memory>
+#include <chrono>
 #include <random>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "evring/shm/bus.h"
@@ -230,6 +232,38 @@ TEST_F(CheckTest, MissingBusAndBadNameAreErrorsNotFindings) {
   auto bad = Bus::check("bad/name");
   ASSERT_FALSE(bad.ok());
   EXPECT_EQ(bad.status().code(), Code::kInvalidArgument);
+}
+
+// Checked while a producer laps the ring and a consumer reads: a live bus is not corrupt.
+TEST(CheckLiveTest, ABusBeingPublishedToAndReadHasNoFindings) {
+  TestBus bus(small_options(2, 16, core::Overflow::kOverwrite));
+  ASSERT_TRUE(bus.ok());
+  auto consumer = bus->consumer("reader");
+  ASSERT_TRUE(consumer.ok());
+  std::atomic<bool> stop{false};
+  std::thread writer([&] {
+    auto producer = bus->producer("live").value();
+    for (int i = 0; !stop.load(std::memory_order_relaxed); ++i) {
+      // Types registered while the check runs, too.
+      auto type = producer->resolve(i % 200 < 20 ? testing::tag("live.type.t", i % 200) : "live.type.t0");
+      if (type.ok()) (void)producer->publish(*type, testing::tag("k", i % 7), "{}");
+    }
+  });
+  auto heads = [&] {
+    return bus->ring().partition(0).head.load() + bus->ring().partition(1).head.load();
+  };
+  for (int i = 0; i < 5000 && heads() == 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  std::size_t checks = 0, delivered = 0;
+  for (; checks < 200 || heads() < 1000; ++checks) {
+    auto f = Bus::check(bus.name());
+    ASSERT_TRUE(f.ok());
+    ASSERT_THAT(*f, IsEmpty()) << "check " << checks;
+    delivered += (*consumer)->poll([](const core::Event&) {}).delivered;
+  }
+  stop = true;
+  writer.join();
+  EXPECT_GE(heads(), 1000u) << "the 16-slot partitions wrapped many times during the checks";
+  EXPECT_GT(delivered, 0u);
 }
 
 // A copy of the segment in private memory: scribbled at random places and lengths, then fully
