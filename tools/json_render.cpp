@@ -1,6 +1,7 @@
 #include "json_render.h"
 
 #include <algorithm>
+#include <cassert>
 #include <cctype>
 
 #include "cli_common.h"
@@ -302,6 +303,7 @@ std::vector<std::string> event_table_cells(const EnvelopeView& view, std::uint32
 }
 
 std::string table_line(std::span<const TableColumn> columns, std::span<const std::string> cells) {
+  assert(cells.size() == columns.size());
   std::string line;
   for (std::size_t i = 0; i < columns.size(); ++i) {
     const TableColumn& col = columns[i];

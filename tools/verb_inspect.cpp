@@ -27,8 +27,9 @@ void add_inspect_verb(CLI::App& app, VerbList& verbs);
 namespace {
 
 struct InspectArgs {
-  std::string bus, partition, seq, last, format;  // format empty: the text dump (or --json)
+  std::string bus, partition, seq, last, format;
   bool json = false;
+  CLI::Option* format_option = nullptr;  // not given: the text dump (or --json)
 };
 
 std::string_view state_name(std::uint64_t word) {
@@ -304,7 +305,7 @@ void print_slot_events(const Bus& bus, const std::vector<SelectedSlot>& selected
       std::string why =
           current ? std::string(describe(check)) : slot["status"].get<std::string>();
       cells = {std::move(what), "-", std::to_string(s.partition), std::to_string(s.sequence),
-               "-", "-", "-", "-", std::move(why)};
+               "-", "-", "-", std::move(why)};
     }
     std::printf("%s\n", table_line(columns, cells).c_str());
   }
@@ -337,7 +338,7 @@ int run_inspect(const InspectArgs& a) {
   // No --format and no --json: the text dump. --json is --format json.
   std::optional<OutputFormat> format;
   if (a.json) format = OutputFormat::kJson;
-  if (!a.format.empty()) {
+  if (a.format_option->count() > 0) {
     auto f = parse_output_format(a.format);
     if (!f.ok()) return fail(f.status());
     if (a.json && *f != OutputFormat::kJson)
@@ -412,7 +413,7 @@ void add_inspect_verb(CLI::App& app, VerbList& verbs) {
   cmd->add_flag("--json", args->json,
                 "Print one JSON object {bus, slots: [...]} (shape in tools/INSPECT.md); "
                 "the same as --format json");
-  cmd->add_option("--format", args->format,
+  args->format_option = cmd->add_option("--format", args->format,
                   "Output instead of the text dump: json (as --json), table (one row per slot) "
                   "or cloudevents (one CloudEvents 1.0 JSON object per intact event)")
       ->type_name(kOutputFormatNames);
