@@ -407,20 +407,6 @@ Consumer::Consumer(std::shared_ptr<Bus> bus, std::uint32_t index, std::string na
 
 Consumer::~Consumer() = default;
 
-void Consumer::finish_latency(const LatencyBatch& batch) {
-  core::HistogramCells& h = *latency_;
-  // relaxed load + store (all four): this consumer is the only writer of its cells, and each
-  // word is a lone counter or extreme that publishes nothing else (segment_layout.h).
-  h.total_count.store(h.total_count.load(std::memory_order_relaxed) + batch.count,
-                      std::memory_order_relaxed);
-  h.sum_ns.store(h.sum_ns.load(std::memory_order_relaxed) + batch.sum_ns,
-                 std::memory_order_relaxed);
-  if (~batch.min_ns > h.min_ns_complement.load(std::memory_order_relaxed))
-    h.min_ns_complement.store(~batch.min_ns, std::memory_order_relaxed);
-  if (batch.max_ns > h.max_ns.load(std::memory_order_relaxed))
-    h.max_ns.store(batch.max_ns, std::memory_order_relaxed);
-}
-
 Result<core::Histogram> ConsumerInfo::latency_snapshot() const {
   if (latency == nullptr)
     return Status::invalid_argument("consumer '" + name + "' was not listed from a bus");
@@ -437,14 +423,13 @@ Result<core::Histogram> ConsumerInfo::latency_snapshot() const {
   return h;
 }
 
-void Consumer::heartbeat() {
-  // Relaxed: liveness is judged by pid + start time; last_seen is informational. The coarse
-  // clock (a few ms resolution, ~6 ns) is enough for a 10 ms heartbeat: this runs on every
-  // poll that delivered, and clock_gettime(CLOCK_REALTIME) cost a tenth of a consumer's time.
-  std::uint64_t now = coarse_unix_now_ns();
-  if (now - last_heartbeat_ns_ < 10'000'000) return;
-  last_heartbeat_ns_ = now;
-  bus_->consumer_entry(index()).last_seen_unix_ns.store(now, std::memory_order_relaxed);
+void Consumer::heartbeat(std::uint64_t now_unix_ns) {
+  // Relaxed: liveness is judged by pid + start time; last_seen is informational. The time is the
+  // one poll() read for the delivery latencies (TSC-extrapolated CLOCK_REALTIME): a separate
+  // clock read here cost every delivering poll another ~6 ns.
+  if (now_unix_ns - last_heartbeat_ns_ < 10'000'000) return;
+  last_heartbeat_ns_ = now_unix_ns;
+  bus_->consumer_entry(index()).last_seen_unix_ns.store(now_unix_ns, std::memory_order_relaxed);
 }
 
 }  // namespace evring

@@ -138,6 +138,33 @@ TEST_F(ConsumerLatencyTest, ScribbledCountsAreReportedAsCorruption) {
   EXPECT_TRUE(ci.latency_snapshot().ok());
 }
 
+TEST(ConsumerLatencyBigPollTest, APollOfMoreThan64EventsRecordsEveryOne) {
+  // Stamps are buffered 64 at a time inside a poll; the 65th onwards take the in-loop flush.
+  TestBus bus(small_options(1, 256));
+  ASSERT_TRUE(bus.ok());
+  auto c = bus->consumer("audit");
+  ASSERT_TRUE(c.ok());
+  auto p = bus->producer("billing", {"sales"});
+  ASSERT_TRUE(p.ok());
+  auto t = (*p)->resolve("sales.lead.created");
+  ASSERT_TRUE(t.ok());
+  for (int i = 0; i < 200; ++i) {
+    core::PublishRequest r;
+    r.type_id = *t;
+    r.entity_key = "k";
+    r.timestamp_ns = unix_now_ns() - (i < 100 ? 1 : 100) * kMsNs;
+    ASSERT_EQ((*p)->try_publish(r), core::PublishResult::kOk);
+  }
+  ASSERT_EQ((*c)->poll([](const core::Event&) {}, 256).delivered, 200u) << "one poll";
+  auto h = bus->consumers().at(0).latency_snapshot();
+  ASSERT_TRUE(h.ok());
+  EXPECT_EQ(h->count(), 200u);
+  EXPECT_EQ(bus->consumers().at(0).latency->count(), 200u) << "summary line agrees";
+  EXPECT_GE(h->value_at_percentile(25), kMsNs);
+  EXPECT_LT(h->value_at_percentile(25), 100 * kMsNs * 99 / 100) << "the 1 ms-old half";
+  EXPECT_GE(h->value_at_percentile(75), 100 * kMsNs * 99 / 100) << "the 100 ms-old half";
+}
+
 TEST(ConsumerLatencyInfoTest, InfoNotListedFromABusIsRefused) {
   ConsumerInfo detached;
   detached.name = "x";

@@ -169,9 +169,10 @@ static_assert(offsetof(ProducerEntry, domains) == 88);
 // |     |       |                           | consumer takes the index. Layout: core/histogram.h|
 //
 // latency holds, per delivered event, now - the envelope's timestamp_ns (CLOCK_REALTIME of the
-// publisher; 0 when the publisher's clock is ahead), with `now` read once per poll batch.
+// publisher; 0 when the publisher's clock is ahead), with `now` read once per poll, when its
+// handlers have returned (once per 64 events in larger polls).
 // Because there is one writer, Consumer::poll updates the cells with relaxed load + store
-// instead of core's fetch_add (see record_latency_batch in bus.h); readers use
+// instead of core's fetch_add (Consumer::record_latencies in bus.h); readers use
 // core::Histogram::snapshot() and must treat the counts as untrusted data
 // (Bus::consumer_latency validates them).
 struct alignas(64) ConsumerEntry {
