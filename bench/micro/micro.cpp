@@ -1,11 +1,13 @@
-// evring-micro: per-operation cost of envelope encode/decode, entity_key_hash, bloom_probe,
-// RingProducer::try_publish with no consumer attached, and poll of a ready batch.
+// evring-micro: per-operation cost of envelope encode/decode, entity_key_hash, bloom probe and
+// insert, the event clock, RingProducer::try_publish / try_publish_batch / try_claim+commit with
+// no consumer attached (and with dedup on), and poll of a ready batch.
 // The ring lives in a std::aligned_alloc'ed, zeroed heap region formatted with
 // RingRegion::format (as tests/core/ring_fixture.h does): no shared memory, one process.
 #include <benchmark/benchmark.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -14,6 +16,8 @@
 #include <vector>
 
 #include "evring/codec/envelope.h"
+#include "evring/codec/ids.h"
+#include "evring/core/clock.h"
 #include "evring/core/dedup.h"
 #include "evring/core/ring.h"
 
@@ -53,7 +57,7 @@ class HeapRing {
   TypePolicy policy_;
 };
 
-RingConfig config(uint32_t slots, Overflow overflow) {
+RingConfig config(uint32_t slots, Overflow overflow, uint32_t dedup_window = 0) {
   RingConfig c;
   c.partitions = 1;
   c.slots_per_partition = slots;
@@ -61,7 +65,8 @@ RingConfig config(uint32_t slots, Overflow overflow) {
   c.max_consumers = 2;
   c.producer_lanes = 2;
   c.overflow = overflow;
-  return c;
+  c.dedup_window = dedup_window;
+  return normalized(c);
 }
 
 void BM_EnvelopeEncode(benchmark::State& state) {
@@ -114,6 +119,31 @@ void BM_BloomProbe(benchmark::State& state) {
   }
 }
 BENCHMARK(BM_BloomProbe);
+
+// Probe and set a key's bits in a 4096-word generation, as dedup_admit does (acq_rel fetch_or).
+void BM_BloomInsert(benchmark::State& state) {
+  std::vector<std::atomic<std::uint64_t>> words(4096);
+  IdGenerator ids(7);
+  std::uint64_t seen = 0;
+  for (auto _ : state) {
+    const BloomProbe p = bloom_probe(ids.next_event_id(1), 4096, 11);
+    seen += (words[p.word].fetch_or(p.mask, std::memory_order_acq_rel) & p.mask) == p.mask;
+  }
+  benchmark::DoNotOptimize(seen);
+}
+BENCHMARK(BM_BloomInsert);
+
+// The event timestamp: clock_gettime(CLOCK_REALTIME) against the TSC-extrapolated UnixClock.
+void BM_ClockGettimeRealtime(benchmark::State& state) {
+  for (auto _ : state) benchmark::DoNotOptimize(unix_now_ns());
+}
+BENCHMARK(BM_ClockGettimeRealtime);
+void BM_UnixClock(benchmark::State& state) {
+  UnixClock clock;
+  for (auto _ : state) benchmark::DoNotOptimize(clock.now_ns());
+  state.SetLabel(clock.uses_tsc() ? "tsc" : "clock_gettime fallback");
+}
+BENCHMARK(BM_UnixClock);
 
 // False-positive rate of the blocked bloom at the ring's sizing (window W keys, bits per key
 // b -> words = next_pow2(W * b / 64), k = round(0.69 * 64 * words / W) bits in one word) next
@@ -172,6 +202,73 @@ void BM_TryPublishNoConsumer(benchmark::State& state) {
   state.SetItemsProcessed(static_cast<int64_t>(state.iterations()));
 }
 BENCHMARK(BM_TryPublishNoConsumer)->Arg(64)->Arg(256);
+
+// Dedup on (window 1024, 16 bits per key), fresh idempotency keys: the filter's cost alone.
+void BM_TryPublishDedupNoConsumer(benchmark::State& state) {
+  HeapRing ring(config(4096, Overflow::kReject, 1024));
+  auto producer = ring.producer();
+  const auto payload = bytes_of(64);
+  PublishRequest r;
+  r.type_id = 1;
+  r.entity_key = "entity-42";
+  r.payload = payload;
+  for (auto _ : state) {
+    const PublishResult res = producer->try_publish(r);
+    if (res != PublishResult::kOk) {
+      state.SkipWithError(std::string(describe(res)).c_str());
+      break;
+    }
+  }
+  state.SetItemsProcessed(static_cast<int64_t>(state.iterations()));
+}
+BENCHMARK(BM_TryPublishDedupNoConsumer);
+
+// try_publish_batch of 16 events of one partition: one claim, one clock read, one wake check.
+void BM_TryPublishBatch16NoConsumer(benchmark::State& state) {
+  HeapRing ring(config(4096, Overflow::kReject));
+  auto producer = ring.producer();
+  const auto payload = bytes_of(64);
+  std::vector<PublishRequest> batch(16);
+  for (auto& r : batch) {
+    r.type_id = 1;
+    r.entity_key = "entity-42";
+    r.payload = payload;
+  }
+  for (auto _ : state) {
+    std::size_t done = 0;
+    const PublishResult res = producer->try_publish_batch(batch, &done);
+    if (res != PublishResult::kOk || done != batch.size()) {
+      state.SkipWithError(std::string(describe(res)).c_str());
+      break;
+    }
+  }
+  state.SetItemsProcessed(static_cast<int64_t>(state.iterations() * 16));
+}
+BENCHMARK(BM_TryPublishBatch16NoConsumer);
+
+// Zero-copy: try_claim, write 64 payload bytes in place, commit (seals the checksum).
+void BM_ClaimCommitNoConsumer(benchmark::State& state) {
+  HeapRing ring(config(4096, Overflow::kReject));
+  auto producer = ring.producer();
+  const auto payload = bytes_of(64);
+  PublishRequest r;
+  r.type_id = 1;
+  r.entity_key = "entity-42";
+  for (auto _ : state) {
+    Claim claim;
+    PublishResult res = producer->try_claim(r, payload.size(), &claim);
+    if (res == PublishResult::kOk) {
+      std::memcpy(claim.payload.data(), payload.data(), payload.size());
+      res = producer->commit(claim);
+    }
+    if (res != PublishResult::kOk) {
+      state.SkipWithError(std::string(describe(res)).c_str());
+      break;
+    }
+  }
+  state.SetItemsProcessed(static_cast<int64_t>(state.iterations()));
+}
+BENCHMARK(BM_ClaimCommitNoConsumer);
 
 // Publishes a batch of 256 (not timed), then times one poll() that delivers all of them.
 void BM_PollReadyBatch(benchmark::State& state) {

@@ -35,7 +35,7 @@ void clear_ahead(const RingRegion& region, std::uint32_t p, std::uint64_t g) {
     // A late or repeated clear only leaves stale bits (a false "maybe", confirmed exactly).
     // A producer still in an older generation may read an array we clear: the zeros are
     // stored with release after this CAS, so a reader that sees a zero also sees the CAS and
-    // knows (dedup_admit) not to trust its lookup.
+    // knows (dedup_mark) not to trust its lookup.
     if (h.cleared_through.compare_exchange_weak(done, g + 1, std::memory_order_relaxed)) {
       std::atomic<std::uint64_t>* words = region.bloom(p, g + 1);
       for (std::uint32_t i = 0; i < region.config().dedup_bloom_words; ++i)
@@ -66,17 +66,15 @@ std::uint64_t wait_while(const SlotHeader& slot, std::uint64_t q, std::uint64_t 
   return w;
 }
 
-// Exact confirmation of a "maybe seen": is an equal key published (or about to be, below us)
-// in the window? Rules, which make exactly one of any set of equal keys win:
-//  - PUBLISHED equal key, any sequence: we are the duplicate;
-//  - PENDING equal key below us: it decides first; wait for it and follow its outcome (if it
-//    is dropped or its writer dies, the key is still unpublished and we go on);
-//  - PENDING above us: it yields to us;  WRITING below us: wait until it is PENDING.
+// Exact confirmation of a "maybe seen" (rules in dedup.h): is an equal key published, or about
+// to be, in the window?
 Match confirm(const RingRegion& region, std::uint32_t p, std::uint64_t seq, const Id128& key,
               std::uint64_t time_ns) {
   const RingConfig& c = region.config();
   const std::uint64_t window = c.dedup_window;
   const std::uint64_t g = seq / window;
+  // Acquire: a rival that set its bits before ours had claimed its sequence before that, so
+  // the head we read covers it.
   const std::uint64_t head = region.partition(p).head.load(std::memory_order_acquire);
   std::uint64_t lo = g > 0 ? (g - 1) * window : 0;
   if (head > region.capacity()) lo = std::max(lo, head - region.capacity());
@@ -84,10 +82,11 @@ Match confirm(const RingRegion& region, std::uint32_t p, std::uint64_t seq, cons
     if (q == seq) continue;
     const SlotHeader& slot = region.slot(p, q);
     std::uint64_t w = slot.word.load(std::memory_order_acquire);
-    if (q < seq)  // not yet written (older word) or WRITING: it will reach PENDING
-      w = wait_while(slot, q, w, [q](SlotState st, std::uint64_t s) {
-        return s < q || (st != SlotState::kPending && !finished(st));
-      });
+    // Not begun (older word) or WRITING, on either side: a "certainly new" rival publishes
+    // without confirming, so its final state must be seen; a confirmer reaches PENDING.
+    w = wait_while(slot, q, w, [q](SlotState st, std::uint64_t s) {
+      return s < q || (st != SlotState::kPending && !finished(st));
+    });
     if (word_sequence(w) != q) continue;
     SlotState st = word_state(w);
     if (st != SlotState::kPublished && !(st == SlotState::kPending && q < seq)) continue;
@@ -99,7 +98,7 @@ Match confirm(const RingRegion& region, std::uint32_t p, std::uint64_t seq, cons
     if (other != key) continue;
     if (c.dedup_window_ns && time_ns > other_time && time_ns - other_time > c.dedup_window_ns)
       continue;  // original too old: outside the time window
-    if (st == SlotState::kPending) {
+    if (st == SlotState::kPending) {  // a confirmer below us decides first: follow it
       w = wait_while(slot, q, w, [](SlotState s2, std::uint64_t) { return s2 == SlotState::kPending; });
       if (w != slot_word(q, SlotState::kPublished)) continue;  // dropped, abandoned or stalled
     }
@@ -122,31 +121,35 @@ BloomProbe bloom_probe(const Id128& key, std::uint32_t bloom_words, std::uint32_
   return probe;
 }
 
-DedupVerdict dedup_admit(const RingRegion& region, std::uint32_t p, std::uint64_t seq,
-                         const SlotHeader& slot) {
+bool dedup_mark(const RingRegion& region, std::uint32_t p, std::uint64_t seq, const Id128& key) {
   const RingConfig& c = region.config();
   const std::uint64_t g = seq / c.dedup_window;
   clear_ahead(region, p, g);
-  const Id128 key = key_of(slot);
   const BloomProbe probe =
       bloom_probe(key, c.dedup_bloom_words, region.header().dedup_bloom_bits);
-  // SYNC POINT: acq_rel RMW. Release: our PENDING slot is visible to whoever later sees our
-  // bits; acquire: we see the PENDING slot of whoever set them before us.
-  std::uint64_t before = region.bloom(p, g)[probe.word].fetch_or(probe.mask, std::memory_order_acq_rel);
+  // SYNC POINT: acq_rel RMW on the key's one word. Release: our claim (head CAS) is visible to
+  // whoever later sees our bits, so its scan covers our sequence; acquire: we see the claim of
+  // whoever set them before us. Exactly one of two equal keys sees a clear bit.
+  std::uint64_t before =
+      region.bloom(p, g)[probe.word].fetch_or(probe.mask, std::memory_order_acq_rel);
   bool maybe = (before & probe.mask) == probe.mask;
   if (!maybe && g > 0) {
     std::uint64_t previous = region.bloom(p, g - 1)[probe.word].load(std::memory_order_acquire);
     maybe = (previous & probe.mask) == probe.mask;
   }
-  // A producer that lagged a generation or more (claimed long ago, published now) may have
-  // looked at arrays that newer generations cleared (entering G clears array (G + 1) % 3):
-  // then its "certainly new" is not certain, confirm exactly instead.
+  // A producer that lagged a generation or more (claimed long ago, marks now) may have looked
+  // at arrays that newer generations cleared (entering G clears array (G + 1) % 3): then its
+  // "certainly new" is not certain, confirm exactly instead.
   if (!maybe &&
       region.dedup_header(p).cleared_through.load(std::memory_order_acquire) > g + 1)
     maybe = true;
-  if (!maybe) return DedupVerdict::kNew;  // certainly new: no equal key in this window
-  return confirm(region, p, seq, key, time_of(slot)) == Match::kDuplicate ? DedupVerdict::kDuplicate
-                                                                          : DedupVerdict::kNew;
+  return maybe;
+}
+
+DedupVerdict dedup_confirm(const RingRegion& region, std::uint32_t p, std::uint64_t seq,
+                           const Id128& key, std::uint64_t time_ns) {
+  return confirm(region, p, seq, key, time_ns) == Match::kDuplicate ? DedupVerdict::kDuplicate
+                                                                     : DedupVerdict::kNew;
 }
 
 }  // namespace evring::core

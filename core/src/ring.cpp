@@ -463,9 +463,13 @@ void RingProducer::fill_header(EnvelopeHeader* h, const PublishRequest& r, std::
 
 SlotHeader* RingProducer::write_event(std::uint32_t p, std::uint64_t seq, const PublishRequest& r,
                                       std::uint64_t key_hash, std::uint64_t now_ns,
-                                      PublishReceipt* receipt) {
+                                      PublishReceipt* receipt, DedupMark* mark) {
   EnvelopeHeader h;
   fill_header(&h, r, key_hash, seq, now_ns);
+  // Dedup buses: set the key's bits now, before the slot is written (dedup.h): the bloom word's
+  // locked RMW then does not wait for this event's slot lines to arrive.
+  if (region_.dedup_enabled()) [[unlikely]]
+    *mark = {dedup_mark(region_, p, seq, h.idempotency_key), h.idempotency_key, h.timestamp_ns};
   auto key = std::as_bytes(std::span(r.entity_key.data(), r.entity_key.size()));
   const std::size_t bytes = envelope_bytes(key.size(), r.payload.size());
   SlotHeader* slot;
@@ -489,12 +493,13 @@ SlotHeader* RingProducer::write_event(std::uint32_t p, std::uint64_t seq, const 
   return slot;
 }
 
-bool RingProducer::finish_publish(std::uint32_t p, SlotHeader* slot, std::uint64_t seq) {
-  if (region_.dedup_enabled()) [[unlikely]] {
+bool RingProducer::finish_publish(std::uint32_t p, SlotHeader* slot, std::uint64_t seq,
+                                  const DedupMark& mark) {
+  if (region_.dedup_enabled() && mark.maybe) [[unlikely]] {
     // SYNC POINT: release publishes the envelope to other producers' dedup scans (they acquire
-    // the word) before our bloom update can make them look for it.
+    // the word): PENDING says "a confirmer, with its key readable".
     slot->word.store(slot_word(seq, SlotState::kPending), std::memory_order_release);
-    if (dedup_admit(region_, p, seq, *slot) == DedupVerdict::kDuplicate) {
+    if (dedup_confirm(region_, p, seq, mark.key, mark.time_ns) == DedupVerdict::kDuplicate) {
       // Release: consumers acquiring DUPLICATE skip the slot.
       slot->word.store(slot_word(seq, SlotState::kDuplicate), std::memory_order_release);
       region_.partition(p).deduplicated.fetch_add(1, std::memory_order_relaxed);  // statistic
@@ -502,7 +507,7 @@ bool RingProducer::finish_publish(std::uint32_t p, SlotHeader* slot, std::uint64
     }
   }
   // SYNC POINT: release publishes the slot's length, writer and envelope to consumers that
-  // acquire the word in RingConsumer::read_one().
+  // acquire the word in RingConsumer::read_one() (and to dedup scans of other producers).
   slot->word.store(slot_word(seq, SlotState::kPublished), std::memory_order_release);
   return true;
 }
@@ -529,8 +534,9 @@ PublishResult RingProducer::try_publish(const PublishRequest& r, PublishReceipt*
   if (PublishResult c = claim(p, 1, &seq, &got); c != PublishResult::kOk) return c;
   std::uint64_t now = clock_.now_ns();
   PublishResult result = PublishResult::kOk;
-  if (SlotHeader* slot = write_event(p, seq, r, key_hash, now, receipt)) {
-    if (!finish_publish(p, slot, seq)) result = PublishResult::kDuplicate;
+  DedupMark mark;
+  if (SlotHeader* slot = write_event(p, seq, r, key_hash, now, receipt, &mark)) {
+    if (!finish_publish(p, slot, seq, mark)) result = PublishResult::kDuplicate;
   } else if (region_.config().overflow == Overflow::kReject) {
     result = PublishResult::kRevoked;
   }
@@ -565,8 +571,10 @@ PublishResult RingProducer::try_publish_batch(std::span<const PublishRequest> re
     if (result = claim(p, j - i, &first, &got); result != PublishResult::kOk) break;
     std::uint64_t now = clock_.now_ns();
     for (std::uint64_t k = 0; k < got; ++k) {
-      if (SlotHeader* slot = write_event(p, first + k, requests[i + k], hashes[k], now, nullptr))
-        (void)finish_publish(p, slot, first + k);  // a duplicate counts as handled
+      DedupMark mark;
+      if (SlotHeader* slot =
+              write_event(p, first + k, requests[i + k], hashes[k], now, nullptr, &mark))
+        (void)finish_publish(p, slot, first + k, mark);  // a duplicate counts as handled
       if (k + 1 < got) prefetch_for_write(p, first + k + 1);
     }
     end_claim();
@@ -615,8 +623,18 @@ PublishResult RingProducer::try_claim(const PublishRequest& r, std::size_t paylo
 PublishResult RingProducer::commit(Claim& claim) {
   PublishResult result = PublishResult::kOk;
   if (claim.slot) {
-    seal_envelope(std::span(RingRegion::envelope_of(*claim.slot), claim.envelope_bytes));
-    if (!finish_publish(claim.partition, claim.slot, claim.sequence))
+    std::byte* env = RingRegion::envelope_of(*claim.slot);
+    seal_envelope(std::span(env, claim.envelope_bytes));
+    DedupMark mark;
+    if (region_.dedup_enabled()) [[unlikely]] {
+      // Zero-copy: the bits are set only now, so that rivals never wait on a claim that the
+      // caller may hold open for long (dedup.h: a WRITING slot is waited for, bounded).
+      EnvelopeHeader h;
+      std::memcpy(&h, env, sizeof h);
+      mark = {dedup_mark(region_, claim.partition, claim.sequence, h.idempotency_key),
+              h.idempotency_key, h.timestamp_ns};
+    }
+    if (!finish_publish(claim.partition, claim.slot, claim.sequence, mark))
       result = PublishResult::kDuplicate;
     end_claim();
     notify_consumers();

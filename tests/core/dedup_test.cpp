@@ -4,7 +4,9 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <atomic>
 #include <cstring>
+#include <map>
 #include <set>
 #include <string>
 #include <thread>
@@ -255,6 +257,54 @@ TEST(Dedup, LaggingProducerSeesOriginalWithinWindowAfterGenerationAdvance) {
   EXPECT_EQ(commit_lagging_duplicate(rig, 16, 3), PublishResult::kDuplicate)
       << "the original (sequence 15) is 15 < W events before the duplicate (sequence 30)";
   EXPECT_EQ(rig.deduplicated(), 1u);
+}
+
+// Two producer threads publish the same key at the same moment, round after round (a spin
+// barrier lines them up). Whichever sets its bits first publishes without confirming; the other
+// confirms and must find it even while it is still being written, whether it sits above or below
+// in the ring. Every round: exactly one delivered, the other counted as deduplicated.
+TEST(Dedup, RacingEqualKeysPublishExactlyOnePerRound) {
+  DedupRig rig(dedup_config(1024, 256));
+  auto other = make_producer(rig.ring.region(), 2, rig.policy.get());
+  constexpr int kRounds = 4000;
+  std::atomic<int> arrived{0};
+  auto racer = [&](RingProducer& producer, int side) {
+    for (int round = 0; round < kRounds; ++round) {
+      arrived.fetch_add(1);
+      while (arrived.load() < 2 * (round + 1)) {
+      }
+      PublishRequest r;
+      r.type_id = 1;
+      r.entity_key = "entity";
+      std::string text = std::to_string(round) + (side ? "b" : "a");
+      r.payload = as_payload(text);
+      r.idempotency_key = Id128::from_key_text(tag("race", static_cast<std::uint32_t>(round)));
+      PublishResult res;
+      while ((res = producer.try_publish(r)) == PublishResult::kFull) std::this_thread::yield();
+      ASSERT_TRUE(res == PublishResult::kOk || res == PublishResult::kDuplicate);
+    }
+  };
+  std::vector<std::string> got;
+  std::atomic<bool> done{false};
+  std::thread drainer([&] {
+    while (!done.load()) {
+      (void)rig.consumer.poll([&](const Event& e) { got.emplace_back(e.view.payload_text()); });
+    }
+    (void)rig.consumer.poll([&](const Event& e) { got.emplace_back(e.view.payload_text()); });
+  });
+  std::thread a([&] { racer(*rig.producer, 0); });
+  std::thread b([&] { racer(*other, 1); });
+  a.join();
+  b.join();
+  done.store(true);
+  drainer.join();
+  std::map<int, int> per_round;
+  for (const std::string& text : got) ++per_round[std::stoi(text)];
+  EXPECT_EQ(per_round.size(), static_cast<std::size_t>(kRounds)) << "a round lost both events";
+  int doubled = 0;
+  for (const auto& [round, n] : per_round) doubled += n > 1;
+  EXPECT_EQ(doubled, 0) << "rounds that delivered both racing duplicates";
+  EXPECT_EQ(rig.deduplicated(), static_cast<std::uint64_t>(kRounds));
 }
 
 TEST(Dedup, BatchDropsDuplicatesInsideTheBatch) {

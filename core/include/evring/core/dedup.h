@@ -9,13 +9,21 @@
 // (W <= slots / 2 guarantees that for reject buses), and, with dedup_window_ns set, it was
 // recorded at most dedup_window_ns before the duplicate. Older originals: accepted again.
 //
-// Concurrency (any number of producers, any processes): a producer writes its envelope, marks
-// the slot PENDING (release), then sets its key's bits with one fetch_or on a single 64-bit
-// word (all the key's bits live in that word, so exactly one of two racing producers of the
-// same key can see "some bit was clear"). The other one confirms by scanning the window: a
-// PUBLISHED or PENDING slot with the same key and a lower sequence makes it a duplicate; a
-// slot still WRITING below it is waited for (it will reach PENDING) — a PENDING rival with a
-// higher sequence yields to us, so exactly one of any set of equal keys is published.
+// Concurrency (any number of producers, any processes). After claiming its sequence and before
+// the slot reaches its final state, a producer sets its key's bits with one fetch_or on a single
+// 64-bit word (dedup_mark): all the key's bits live in that word, so of two racing producers of
+// the same key exactly one sees "some bit was clear".
+//  - "certainly new": it writes the envelope and publishes it directly (WRITING -> PUBLISHED);
+//  - "maybe seen": it writes the envelope, marks the slot PENDING ("confirming", release) and
+//    scans the window (dedup_confirm). A PUBLISHED slot with the same key, any sequence, makes it
+//    a duplicate; a PENDING one below it is waited for and followed (published: duplicate); a
+//    PENDING one above it yields to it; a slot still being written (or claimed, not begun) on
+//    either side is waited for, bounded, since it may be a "certainly new" rival about to publish.
+// PENDING therefore always means "a confirmer", and confirmers of equal keys resolve by
+// sequence, so exactly one of any set of equal keys is published. (Until this design the mark came
+// after PENDING, and a confirmer below a "certainly new" rival that was still PENDING let both
+// through.) A writer that dies or stalls is waited for at most 2 ms per slot: that can let a
+// duplicate through, never drop an event.
 #include <cstdint>
 
 #include "evring/core/ring.h"
@@ -24,9 +32,15 @@ namespace evring::core {
 
 enum class DedupVerdict : std::uint8_t { kNew, kDuplicate };
 
-// REQUIRES: region.dedup_enabled(); slot holds the sealed envelope of `seq`, state PENDING.
-DedupVerdict dedup_admit(const RingRegion& region, std::uint32_t p, std::uint64_t seq,
-                         const SlotHeader& slot);
+// REQUIRES: region.dedup_enabled(); seq claimed by the caller and not yet in its final state.
+// Sets the key's bits in generation seq / W; true when the key may have been seen (then the
+// caller marks its slot PENDING and calls dedup_confirm before publishing).
+bool dedup_mark(const RingRegion& region, std::uint32_t p, std::uint64_t seq, const Id128& key);
+
+// REQUIRES: dedup_mark said maybe; the slot of seq holds its envelope and is PENDING.
+// time_ns: the event's timestamp (for dedup_window_ns).
+DedupVerdict dedup_confirm(const RingRegion& region, std::uint32_t p, std::uint64_t seq,
+                           const Id128& key, std::uint64_t time_ns);
 
 // The bit mask and word index a key maps to (exposed for tests and benches).
 struct BloomProbe {

@@ -237,12 +237,20 @@ class RingProducer {
   // Encodes the request and writes it into slot seq of partition p (begin_write included);
   // nullptr when begin_write refused the slot (nothing written). key_hash:
   // entity_key_hash(request.entity_key), computed once by the caller.
+  // Dedup buses: what dedup_mark said for the event, kept for finish_publish.
+  struct DedupMark {
+    bool maybe = false;
+    Id128 key;
+    std::uint64_t time_ns = 0;
+  };
   SlotHeader* write_event(std::uint32_t p, std::uint64_t seq, const PublishRequest& request,
-                          std::uint64_t key_hash, std::uint64_t now_ns, PublishReceipt* receipt);
+                          std::uint64_t key_hash, std::uint64_t now_ns, PublishReceipt* receipt,
+                          DedupMark* mark);
   void fill_header(EnvelopeHeader* h, const PublishRequest& request, std::uint64_t key_hash,
                    std::uint64_t seq, std::uint64_t now_ns);
-  // Publishes the written slot, or, on a dedup bus, drops it as a confirmed duplicate (false).
-  bool finish_publish(std::uint32_t p, SlotHeader* slot, std::uint64_t seq);
+  // Publishes the written slot, or, on a dedup bus whose mark said maybe, confirms and drops it
+  // as a duplicate (false).
+  bool finish_publish(std::uint32_t p, SlotHeader* slot, std::uint64_t seq, const DedupMark& mark);
   void end_claim();  // the lane's intent is done: every claimed slot is finished
   void notify_consumers();  // wakes blocked consumers, if any (after a final slot store)
   static constexpr std::size_t kBatchRun = 64;  // most slots one batch claim takes

@@ -211,8 +211,10 @@ static_assert(offsetof(PartitionHeader, deduplicated) == 80);
 // |  16 |    … | envelope              | codec/envelope.h                                     |
 // ---------------------------------------------------------------------------------------------
 // Commit protocol (per slot, sequence s):
-//   1. claim s (head), 2. word := (s, WRITING), 3. write length, writer, envelope,
-//   4. (dedup buses) word := (s, PENDING), decide, and on a confirmed duplicate (s, DUPLICATE),
+//   1. claim s (head), (dedup buses: set the key's bloom bits, core/dedup.h),
+//   2. word := (s, WRITING), 3. write length, writer, envelope,
+//   4. (dedup buses, only when the bloom said "maybe") word := (s, PENDING), confirm, and on a
+//      confirmed duplicate (s, DUPLICATE),
 //   5. word := (s, PUBLISHED) with release.
 // A writer that dies after 1 leaves the word at an older sequence; after 2 at (s, WRITING) or
 // (s, PENDING). Either way readers never see its bytes as an event: only PUBLISHED words are
@@ -223,7 +225,7 @@ enum class SlotState : std::uint64_t {
   kWriting = 1,    // claimed; the writer is filling it
   kPublished = 2,  // readable
   kAbandoned = 3,  // its writer gave up or died: skip
-  kPending = 4,    // written, waiting for the dedup decision: not readable yet
+  kPending = 4,    // written; a dedup confirmer awaiting its decision: not readable yet
   kDuplicate = 5,  // dropped by dedup: skip
 };
 inline constexpr unsigned kSlotStateBits = 3;
