@@ -638,6 +638,35 @@ TEST_F(RingTest, ConsumerAbandonsASlotWhoseClaimerIsDeadAndDeliversTheRest) {
   EXPECT_EQ(word_state(ring.region().slot(0, 1).word.load()), SlotState::kAbandoned);
 }
 
+// A consumer waiting (spin or yield, not only block) behind the slot of a dead claimer must not
+// sit out its whole timeout: wait() looks at stuck slots while it spins.
+TEST_F(RingTest, SpinningAndYieldingWaitsMovePastADeadClaimersSlot) {
+  for (WaitStrategy strategy : {WaitStrategy::kSpin, WaitStrategy::kYield}) {
+    TestRing ring(small_config(1, 8));
+    RingConsumer consumer(ring.region(), 0, Start::kEarliest);
+    consumer.set_liveness(&claimer_dead);
+    auto lane = ring.region().acquire_lane(kDeadPid, 7, 2, &claimer_alive);
+    ASSERT_TRUE(lane.ok());
+    RingProducer dead(ring.region(), 2, lane.value(), policy_.get());
+    auto live = make_producer(ring.region(), 1, policy_.get());
+    Req b(1, "k", "b"), c(1, "k", "c");
+    Claim claim;
+    ASSERT_EQ(dead.try_claim(b.request, 1, &claim), PublishResult::kOk);  // never committed
+    ASSERT_EQ(live->try_publish(c.request), PublishResult::kOk);
+    std::vector<std::string> got;
+    const auto start = std::chrono::steady_clock::now();
+    while (got.empty() && std::chrono::steady_clock::now() - start < std::chrono::seconds(30)) {
+      (void)consumer.poll([&](const Event& e) { got.emplace_back(e.view.payload_text()); });
+      if (got.empty()) (void)consumer.wait(strategy, 20'000'000'000ull);  // 20 s
+    }
+    const auto elapsed = std::chrono::steady_clock::now() - start;
+    EXPECT_EQ(got, std::vector<std::string>{"c"}) << static_cast<int>(strategy);
+    // Liveness bound only (the detection itself is ~1-2 ms): far below the 20 s timeout.
+    EXPECT_LT(elapsed, std::chrono::seconds(10)) << static_cast<int>(strategy);
+    EXPECT_EQ(ring.region().cursor(0, 0).abandoned.load(), 1u);
+  }
+}
+
 TEST_F(RingTest, ConsumerNeverAbandonsASlotOfALiveClaimer) {
   TestRing ring(small_config(1, 8));
   RingConsumer consumer(ring.region(), 0, Start::kEarliest);
