@@ -1,6 +1,7 @@
 // Bash completion (tools/completion/evring.bash) run in bash against the built evring, and kept
 // in sync with `evring --help` / `evring VERB --help`; every flag in the help has a description.
 #include <cstdio>
+#include <fstream>
 #include <set>
 #include <string>
 #include <vector>
@@ -178,6 +179,11 @@ TEST_F(completion, FlagValuesFromTheirFixedSets) {
   // File names for --data-file.
   EXPECT_EQ(complete({"publish", "bus", "--data-file", kScript.substr(0, kScript.size() - 2)}),
             (std::vector<std::string>{kScript}));
+  // A file name with a blank stays one completion.
+  const std::string spaced = path("event data.json");
+  std::ofstream(spaced) << "{}";
+  EXPECT_EQ(complete({"publish", "bus", "--data-file", path("event d")}),
+            (std::vector<std::string>{spaced}));
 }
 
 TEST_F(completion, BusNamesFromLs) {

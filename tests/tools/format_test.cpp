@@ -295,8 +295,8 @@ TEST_F(format, TableHasAHeaderAndOneAlignedLinePerEvent) {
   EXPECT_TRUE(std::regex_match(
       header, std::regex(R"(^TIME +PART +SEQUENCE TYPE +PRODUCER +ENTITY +DATA$)")))
       << header;
-  const std::size_t type_at = column_at(header, "TYPE"), entity_at = column_at(header, "ENTITY"),
-                    data_at = column_at(header, "DATA"), producer_at = column_at(header, "PRODUCER");
+  const std::size_t type_at = column_at(header, "TYPE"), entity_at = column_at(header, "ENTITY");
+  const std::size_t data_at = column_at(header, "DATA"), producer_at = column_at(header, "PRODUCER");
   const std::size_t seq_end = column_at(header, "SEQUENCE") + 8;
   const Published* published[] = {&js, &raw, &odd};
   for (int i = 0; i < 3; ++i) {

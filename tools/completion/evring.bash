@@ -67,6 +67,11 @@ _evring_positionals() {
   esac
 }
 
+# COMPREPLY from `compgen ARGS...`, one word per line (file names may hold blanks).
+_evring_reply() {
+  mapfile -t COMPREPLY < <(compgen "$@")
+}
+
 _evring_takes_value() {  # KEY FLAG
   local f
   for f in $(_evring_value_flags "$1"); do
@@ -112,11 +117,11 @@ _evring() {
   done
 
   if [[ -z $verb ]]; then
-    COMPREPLY=($(compgen -W "$_evring_verbs --help --version" -- "$cur"))
+    _evring_reply -W "$_evring_verbs --help --version" -- "$cur"
     return 0
   fi
   if [[ $verb == bench && -z $mode ]]; then
-    COMPREPLY=($(compgen -W "$_evring_bench_modes --help" -- "$cur"))
+    _evring_reply -W "$_evring_bench_modes --help" -- "$cur"
     return 0
   fi
 
@@ -135,9 +140,9 @@ _evring() {
     local values
     values="$(_evring_flag_values "$flag")"
     if [[ $values == FILE ]]; then
-      COMPREPLY=($(compgen -f -- "$cur"))
+      _evring_reply -f -- "$cur"
     elif [[ -n $values ]]; then
-      COMPREPLY=($(compgen -W "$values" -- "$cur"))
+      _evring_reply -W "$values" -- "$cur"
     fi
     if [[ -n $prefix ]]; then
       for i in "${!COMPREPLY[@]}"; do COMPREPLY[i]="$prefix${COMPREPLY[i]}"; done
@@ -146,12 +151,12 @@ _evring() {
   fi
 
   if [[ $cur == -* ]]; then
-    COMPREPLY=($(compgen -W "$(_evring_value_flags "$key") $(_evring_bool_flags "$key")" -- "$cur"))
+    _evring_reply -W "$(_evring_value_flags "$key") $(_evring_bool_flags "$key")" -- "$cur"
     return 0
   fi
   case "$(_evring_positionals "$key")" in
-    bus) ((npos == 0)) && COMPREPLY=($(compgen -W "$(_evring_buses)" -- "$cur")) ;;
-    buses) COMPREPLY=($(compgen -W "$(_evring_buses)" -- "$cur")) ;;
+    bus) ((npos == 0)) && _evring_reply -W "$(_evring_buses)" -- "$cur" ;;
+    buses) _evring_reply -W "$(_evring_buses)" -- "$cur" ;;
   esac
   return 0
 }
