@@ -9,6 +9,7 @@
 
 #include "cli_fixture.h"
 #include "evring/codec/envelope.h"
+#include "evring/core/ring_layout.h"
 
 namespace evring_cli_test {
 namespace {
@@ -241,6 +242,81 @@ TEST_F(format, SchemaEncodedAndEmptyPayloadsInCloudEvents) {
   ASSERT_EQ(ces.size(), 2u);
   expect_cloudevent(ces[0], schema);  // one partition: publish order
   expect_cloudevent(ces[1], empty);
+}
+
+TEST_F(format, OddEntityKeysAndPayloadsThatAreNotWhatTheyClaim) {
+  create({"--partitions", "1", "--slots", "16"});
+  Published bad_json = json_event();
+  bad_json.payload = "{not json";  // labelled JSON, but not: sent as bytes
+  Published bad_key = raw_event();
+  bad_key.entity = std::string("k\xff\xfe\x01", 4);  // not UTF-8, and a control character
+  ASSERT_NO_FATAL_FAILURE(publish(bad_json));
+  ASSERT_NO_FATAL_FAILURE(publish(bad_key));
+  std::vector<json> ces = tail_lines("cloudevents", 2);
+  ASSERT_EQ(ces.size(), 2u);
+  EXPECT_EQ(ces[0].at("datacontenttype"), "application/octet-stream");
+  EXPECT_EQ(base64_decode(ces[0].at("data_base64")), bad_json.payload);
+  EXPECT_FALSE(ces[0].contains("data"));
+  // Invalid UTF-8 in the subject is replaced by U+FFFD: the line stays valid JSON.
+  EXPECT_EQ(ces[1].at("subject"), "k\xef\xbf\xbd\xef\xbf\xbd\x01");
+  Output o = run({"tail", bus_, "--from", "earliest", "--count", "2", "--timeout-ms", "2000",
+                  "--format", "table"});
+  ASSERT_EQ(o.code, 0) << o.err;
+  std::vector<std::string> lines = lines_of(o.out);
+  ASSERT_EQ(lines.size(), 3u) << o.out;
+  const std::size_t entity_at = column_at(lines[0], "ENTITY");
+  const std::size_t data_at = column_at(lines[0], "DATA");
+  EXPECT_EQ(lines[1].substr(data_at), "0x7b6e6f74206a736f6e");  // "{not json" in hex
+  EXPECT_EQ(lines[2].compare(entity_at, 5, "k??? "), 0) << lines[2];
+}
+
+// Ids that do not resolve and a zero correlation id, written into a slot and re-sealed, the way
+// a damaged or foreign segment could hold them: still valid CloudEvents.
+TEST_F(format, InspectRendersUnresolvedIdsAndSkipsCorruptSlots) {
+  create({"--partitions", "1", "--slots", "8"});
+  Published a = json_event(), b = raw_event();
+  ASSERT_NO_FATAL_FAILURE(publish(a));
+  ASSERT_NO_FATAL_FAILURE(publish(b));
+  {
+    auto bus = evring::Bus::open(bus_);
+    ASSERT_TRUE(bus.ok()) << bus.status().to_string();
+    const evring::core::RingRegion& ring = (*bus)->ring();
+    evring::core::SlotHeader& slot0 = ring.slot(0, 0);
+    const std::span<std::byte> env0(evring::core::RingRegion::envelope_of(slot0),
+                                    slot0.envelope_bytes);
+    evring::EnvelopeHeader h;
+    std::memcpy(&h, env0.data(), sizeof h);
+    h.type_id = 99;
+    h.producer_id = 9;
+    h.correlation_id = evring::Id128{};
+    std::memcpy(env0.data(), &h, sizeof h);
+    evring::seal_envelope(env0);
+    // seq 1: a scribbled payload byte, which only the checksum notices.
+    std::byte* env1 = evring::core::RingRegion::envelope_of(ring.slot(0, 1));
+    env1[evring::kEnvelopeHeaderBytes + b.entity.size()] ^= std::byte{0x40};
+  }
+  Output o = run({"inspect", bus_, "--format", "cloudevents"});
+  ASSERT_EQ(o.code, 0) << o.err;
+  std::vector<json> ces = events_of(o.out);
+  ASSERT_EQ(ces.size(), 1u) << o.out;
+  EXPECT_EQ(ces[0].at("source"), "evring://" + bus_ + "/producer-id/9");
+  EXPECT_EQ(ces[0].at("type"), "type-id:99");
+  EXPECT_FALSE(ces[0].contains("traceparent")) << "an all-zero trace-id is invalid";
+  EXPECT_EQ(ces[0].at("id"), a.receipt.event_id.to_uuid_string());
+  EXPECT_NE(o.err.find("1 selected slot(s) hold no intact event"), std::string::npos) << o.err;
+
+  o = run({"inspect", bus_, "--format", "table"});
+  ASSERT_EQ(o.code, 0) << o.err;
+  std::vector<std::string> lines = lines_of(o.out);
+  ASSERT_EQ(lines.size(), 3u) << o.out;
+  std::istringstream row0(lines[1]);
+  std::string slot, time, part, seq, type, producer;
+  row0 >> slot >> time >> part >> seq >> type >> producer;
+  EXPECT_EQ(slot, "ok");
+  EXPECT_EQ(type, "type-id:99");
+  EXPECT_EQ(producer, "producer-id:9");
+  EXPECT_EQ(lines[2].rfind("corrupt ", 0), 0u) << lines[2];
+  EXPECT_NE(lines[2].find("checksum"), std::string::npos) << lines[2];
 }
 
 TEST_F(format, JsonIsTheDefaultAndUnchanged) {
