@@ -36,9 +36,10 @@ _evring_value_flags() {
 _evring_bool_flags() {
   case "$1" in
     ls | stat | inspect) echo "--help --json" ;;
+    create) echo "--help --huge-pages" ;;
     publish) echo "--help --jsonl" ;;
-    bench-throughput) echo "--help --no-peers --json --dedup" ;;
-    bench-latency) echo "--help --no-peers --json" ;;
+    bench-throughput) echo "--help --no-peers --json --huge-pages --dedup" ;;
+    bench-latency) echo "--help --no-peers --json --huge-pages" ;;
     bench-peers) echo "--help --quick --json" ;;
     *) echo "--help" ;;
   esac
