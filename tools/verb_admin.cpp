@@ -19,6 +19,7 @@ struct CreateArgs {
   std::string partitions, slots, slot_size, overflow = "reject", mode = "0600";
   std::string max_consumers, max_producers;
   std::string dedup_window, dedup_bits_per_key;
+  bool huge_pages = false;
 };
 
 // "dedup window 64 events" / "dedup window 2048 events or 500ms"; "dedup off".
@@ -88,6 +89,7 @@ int run_create(const CreateArgs& a) {
   if (!mode.ok()) return fail(mode.status());
   o.mode = *mode;
   if (Status s = set_dedup(a, &o); !s.is_ok()) return fail(s);
+  o.huge_pages = a.huge_pages;
 
   auto bus = Bus::create(a.bus, o);
   if (!bus.ok()) return fail(bus.status());
@@ -381,6 +383,9 @@ void add_admin_verbs(CLI::App& app, VerbList& verbs) {
       ->type_name("N|DURATION");
   num("--dedup-bits-per-key", create->dedup_bits_per_key, defaults.ring.dedup_bits_per_key,
       "Bloom bits per key of the dedup window, 1..64 (sizes the filter; needs --dedup-window)");
+  cmd->add_flag("--huge-pages", create->huge_pages,
+                "Back the bus with transparent huge pages; refused (exit 8, naming the kernel "
+                "setting) where shared-memory THP is off");
   verbs.push_back({cmd, [create] { return run_create(*create); }});
 
   auto ls_json = std::make_shared<bool>(false);

@@ -75,6 +75,8 @@ void common_flags(CLI::App* cmd) {
   cmd->add_option("--cpus", "CPUs to pin to, comma separated: producer(s) first (default 0,1)");
   cmd->add_flag("--no-peers")->description("skip the reference cases normally measured in the same run");
   cmd->add_flag("--json")->description("print one JSON object (after the table)");
+  cmd->add_flag("--huge-pages")->description(
+      "back the bench buses with transparent huge pages (refused where shared-memory THP is off)");
 }
 
 }  // namespace

@@ -66,15 +66,16 @@ struct Options {
   std::vector<int> cpus{0, 1};
   bool peers = true;
   bool json = false;
+  bool huge_pages = false;
 };
 
 constexpr const char* kUsage =
     "usage: evring-bench throughput [--payload B] [--partitions N] [--producers N] [--consumers N]\n"
     "                               [--seconds S] [--batch N] [--dedup [--dedup-bits-per-key N]]\n"
-    "                               [--runs N] [--cpus A,B,...] [--no-peers] [--json]\n"
+    "                               [--runs N] [--cpus A,B,...] [--huge-pages] [--no-peers] [--json]\n"
     "       evring-bench latency [--payload B] [--rate EVENTS_PER_SEC] [--seconds S]\n"
     "                            [--wait spin|yield|block] [--hgrm FILE] [--runs N] [--cpus A,B]\n"
-    "                            [--no-peers] [--json]";
+    "                            [--huge-pages] [--no-peers] [--json]";
 
 [[noreturn]] void usage(const std::string& why) { throw std::invalid_argument(why); }
 
@@ -122,6 +123,7 @@ Options parse(int argc, char** argv) {
     else if (a == "--cpus") o.cpus = parse_cpu_list(val());
     else if (a == "--no-peers") o.peers = false;
     else if (a == "--json") o.json = true;
+    else if (a == "--huge-pages") o.huge_pages = true;
     else usage("unknown option '" + a + "'");
   }
   if (o.payload < 24) usage("--payload must be >= 24 (seq, key and timestamps travel in it)");
@@ -361,6 +363,7 @@ ThroughputRun throughput_once(const Options& o) {
     bo.ring.dedup_bits_per_key = o.dedup_bits;
   }
   bo.prefault = true;
+  bo.huge_pages = o.huge_pages;
   auto bus = must(Bus::create(name, bo), "Bus::create");
   BusGuard guard{name};
   auto* sh = shared_anon<ThroughputShared>();
@@ -532,6 +535,7 @@ BusOptions latency_bus_options(const Options& o) {
   bo.ring.producer_lanes = 4;
   bo.ring.overflow = core::Overflow::kReject;
   bo.prefault = true;
+  bo.huge_pages = o.huge_pages;
   return bo;
 }
 

@@ -10,6 +10,7 @@
 #include <boost/interprocess/mapped_region.hpp>
 #include <boost/interprocess/shared_memory_object.hpp>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <thread>
 #include <ctime>
@@ -116,6 +117,45 @@ Status refuse_existing(std::string_view name, const Status& exists) {
   return exists;
 }
 
+// The active choice of /sys/kernel/mm/transparent_hugepage/shmem_enabled (the bracketed
+// word); "unavailable" when the kernel has no such file.
+std::string thp_shmem_setting() {
+  std::FILE* f = std::fopen("/sys/kernel/mm/transparent_hugepage/shmem_enabled", "r");
+  if (!f) return "unavailable";
+  char line[256] = {};
+  const bool read = std::fgets(line, sizeof line, f) != nullptr;
+  std::fclose(f);
+  const char* open = read ? std::strchr(line, '[') : nullptr;
+  const char* close = open ? std::strchr(open, ']') : nullptr;
+  return close ? std::string(open + 1, close) : "unavailable";
+}
+
+// Asks for transparent huge pages on the new segment before its pages are first touched.
+Status advise_huge_pages(std::byte* base, std::size_t size, std::string_view name) {
+  const std::string setting = thp_shmem_setting();
+  if (setting == "never" || setting == "deny" || setting == "unavailable")
+    return Status::unavailable(
+        "huge pages refused for bus '" + std::string(name) +
+        "': transparent huge pages for shared memory are off "
+        "(/sys/kernel/mm/transparent_hugepage/shmem_enabled is '" + setting +
+        "'; 'advise', 'within_size' or 'always' allows them)");
+  if (madvise(base, size, MADV_HUGEPAGE) != 0)
+    return Status::from_errno(errno, "madvise(MADV_HUGEPAGE) on bus '" + std::string(name) + "'");
+  return Status::ok();
+}
+
+// Fills this process's page tables for the whole mapping now, so that no publish or poll pays a
+// first-touch fault later (create() prefaults the memory itself; every other process maps it
+// afresh). MADV_POPULATE_* needs Linux 5.14; before that, touch one byte per page.
+void populate(std::byte* base, std::size_t size, bool writable) {
+#if defined(MADV_POPULATE_WRITE)
+  if (madvise(base, size, writable ? MADV_POPULATE_WRITE : MADV_POPULATE_READ) == 0) return;
+#endif
+  const auto page = static_cast<std::size_t>(sysconf(_SC_PAGESIZE));
+  for (std::size_t off = 0; off < size; off += page)
+    (void)*static_cast<volatile const std::byte*>(base + off);
+}
+
 }  // namespace
 
 struct Bus::Mapping {
@@ -166,6 +206,13 @@ Result<std::shared_ptr<Bus>> Bus::create(std::string_view name, const BusOptions
     return mapped.status();
   }
   std::shared_ptr<Bus> bus = std::move(mapped.value());
+  if (options.huge_pages) {
+    if (Status s = advise_huge_pages(bus->base_, bus->size_, name); !s.is_ok()) {
+      bus.reset();
+      (void)remove(name);  // refused: nothing is left behind
+      return s;
+    }
+  }
   if (options.prefault) std::memset(bus->base_, 0, bus->size_);  // fault every page in now
 
   shm::SegmentHeader& h = *bus->header_;
@@ -292,6 +339,7 @@ Result<std::shared_ptr<Bus>> Bus::open(std::string_view name, Access access) {
   if (ring->config().max_consumers != h.max_consumers)
     return Status::corruption(who + " consumer registry and ring disagree on max consumers");
   bus->ring_ = ring.value();
+  populate(bus->base_, bus->size_, access == Access::kReadWrite);
   return bus;
 }
 

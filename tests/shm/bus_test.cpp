@@ -195,7 +195,10 @@ TEST(BusTest, OpenRefusesAnotherSegmentLayoutVersion) {
   pwrite_at(bus.name(), offsetof(shm::SegmentHeader, layout_version), &other, sizeof other);
   auto r = Bus::open(bus.name());
   ASSERT_FALSE(r.ok());
-  expect_status(r.status(), Code::kLayoutMismatch, "segment layout 2");
+  // Names the version found and the one this build reads.
+  expect_status(r.status(), Code::kLayoutMismatch, "segment layout " + std::to_string(other));
+  expect_status(r.status(), Code::kLayoutMismatch,
+                "this build reads " + std::to_string(shm::kSegmentLayoutVersion));
   const std::uint32_t ours = shm::kSegmentLayoutVersion;
   pwrite_at(bus.name(), offsetof(shm::SegmentHeader, layout_version), &ours, sizeof ours);
   EXPECT_TRUE(Bus::open(bus.name()).ok()) << "restoring the version makes it readable again";

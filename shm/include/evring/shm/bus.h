@@ -35,11 +35,15 @@ struct BusOptions {
   // Keys each consumer's idempotency table remembers (power of two; 0 = no tables).
   std::uint32_t idempotency_keys = 4096;
   mode_t mode = 0600;
-  bool prefault = true;
+  bool prefault = true;  // touch every page at create so no publish pays a first-touch fault
+  // Back the segment with transparent huge pages (fewer TLB misses on big rings). Needs the
+  // kernel's shmem THP setting to allow it; create() fails (unavailable, naming the setting)
+  // and leaves nothing behind when it does not. Advice: the kernel backs what it can.
+  bool huge_pages = false;
   // Reject mode: a consumer whose process died keeps gating producers for this long, so that
   // a consumer restarted within it loses nothing; after it, producers may lap its cursor and
   // it is told the gap when it returns.
-  std::uint32_t consumer_grace_ms = 1000;  // touch every page at create so no publish pays a first-touch fault
+  std::uint32_t consumer_grace_ms = 1000;
 };
 
 enum class Access : std::uint8_t { kReadWrite, kReadOnly };
@@ -109,6 +113,8 @@ class Bus : public std::enable_shared_from_this<Bus> {
   // Bus names: 1..48 of [A-Za-z0-9_.-], not starting with '.'.
   static Status validate_name(std::string_view name);
   static Result<std::shared_ptr<Bus>> create(std::string_view name, const BusOptions& options);
+  // Maps an existing bus and fills this process's page tables for all of it (no first-touch
+  // faults later; costs time proportional to the bus size, once).
   static Result<std::shared_ptr<Bus>> open(std::string_view name, Access access = Access::kReadWrite);
   static Status remove(std::string_view name);
   static std::vector<BusSummary> list();

@@ -1,0 +1,79 @@
+// How a bus is mapped: huge pages on request (or a clear refusal that leaves nothing behind),
+// and page tables filled at open() so that no publish or poll pays a first-touch fault.
+#include <gtest/gtest.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstring>
+#include <string>
+
+#include "shm/test_bus.h"
+
+namespace evring::testing {
+namespace {
+
+std::string active_thp_shmem_setting() {
+  std::FILE* f = std::fopen("/sys/kernel/mm/transparent_hugepage/shmem_enabled", "r");
+  if (!f) return "unavailable";
+  char line[256] = {};
+  const bool read = std::fgets(line, sizeof line, f) != nullptr;
+  std::fclose(f);
+  const char* open = read ? std::strchr(line, '[') : nullptr;
+  const char* close = open ? std::strchr(open, ']') : nullptr;
+  return close ? std::string(open + 1, close) : "unavailable";
+}
+
+TEST(BusMappingTest, HugePagesAreUsedWhereTheKernelAllowsThemAndRefusedClearlyElsewhere) {
+  BusOptions o = small_options();
+  o.huge_pages = true;
+  BusNameGuard guard(unique_bus_name());
+  auto bus = Bus::create(guard.name(), o);
+  const std::string setting = active_thp_shmem_setting();
+  if (setting == "never" || setting == "deny" || setting == "unavailable") {
+    ASSERT_FALSE(bus.ok()) << "shmem THP is '" << setting << "'";
+    EXPECT_EQ(bus.status().code(), Code::kUnavailable);
+    const std::string m = bus.status().message();
+    EXPECT_NE(m.find("huge pages refused for bus '" + guard.name() + "'"), std::string::npos) << m;
+    EXPECT_NE(m.find("shmem_enabled is '" + setting + "'"), std::string::npos) << m;
+    EXPECT_FALSE(object_exists(guard.name())) << "a refused create leaves nothing behind";
+  } else {
+    ASSERT_TRUE(bus.ok()) << bus.status().to_string();
+    EXPECT_TRUE(Bus::open(guard.name()).ok());
+  }
+}
+
+long minor_faults() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  return u.ru_minflt;
+}
+
+// A process that opens an existing bus then touches every page of it takes (almost) no minor
+// faults: open() filled its page tables. 16 MiB of ring = 4096 pages, so a lazy mapping would
+// fault thousands of times.
+TEST(BusMappingTest, OpenFillsThePageTablesOfTheWholeSegment) {
+  BusOptions o = small_options(4, 4096);
+  o.ring.slot_bytes = 1024;
+  TestBus bus(o);
+  ASSERT_TRUE(bus.ok());
+  const std::string name = bus.name();
+  const pid_t child = fork_child([&] {
+    auto opened = Bus::open(name);
+    if (!opened.ok()) return 2;
+    const auto* base = reinterpret_cast<const volatile std::byte*>(&(*opened)->header());
+    const std::size_t size = (*opened)->header().segment_bytes;
+    const auto page = static_cast<std::size_t>(sysconf(_SC_PAGESIZE));
+    const long before = minor_faults();
+    std::byte sink{};
+    for (std::size_t off = 0; off < size; off += page) sink ^= base[off];
+    const long faults = minor_faults() - before;
+    (void)sink;
+    std::printf("pages %zu, minor faults while touching them %ld\n", size / page, faults);
+    return size / page >= 4096 && faults < 64 ? 0 : 3;
+  });
+  EXPECT_EQ(wait_child(child), 0) << "3: touching the opened bus faulted (see stdout)";
+}
+
+}  // namespace
+}  // namespace evring::testing
