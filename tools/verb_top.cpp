@@ -294,7 +294,9 @@ int run_top(const TopArgs& a) {
 void add_top_verb(CLI::App& app, VerbList& verbs) {
   auto args = std::make_shared<TopArgs>();
   CLI::App* cmd = app.add_subcommand(
-      "top", "Live view of partition heads and consumer lag/rates (read-only; q or Ctrl-C quits)");
+      "top",
+      "Live view of partition heads, consumer lag/rates and delivery latency percentiles "
+      "(read-only; q or Ctrl-C quits)");
   cmd->add_option("BUS", args->bus, "Bus name")->required();
   cmd->add_option("--interval-ms", args->interval_ms, "Refresh interval in ms (default 1000)");
   cmd->add_option("--iterations", args->iterations, "Stop after N refreshes (default: until q)");
