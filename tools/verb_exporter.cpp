@@ -319,7 +319,12 @@ int run_exporter(const ExporterArgs& a) {
   if (!listen.ok()) return fail(listen.status());
   // Every bus must exist at start (a typo should not serve an empty page forever); later a
   // missing bus is reported by evring_bus_up 0.
-  for (const std::string& name : a.buses) {
+  for (std::size_t i = 0; i < a.buses.size(); ++i) {
+    const std::string& name = a.buses[i];
+    // The same series twice in one exposition is invalid: Prometheus would drop the scrape.
+    for (std::size_t j = 0; j < i; ++j)
+      if (a.buses[j] == name)
+        return fail(Status::invalid_argument("bus '" + name + "' is named twice"));
     auto bus = Bus::open(name, Access::kReadOnly);
     if (!bus.ok()) return fail(bus.status());
   }

@@ -317,6 +317,9 @@ TEST_F(exporter, MissingBusIsAClearError) {
   Output bad = run({"exporter", "bad/name", "--listen", "127.0.0.1:" + std::to_string(port)});
   EXPECT_EQ(bad.code, 2) << bad.err;
   expect_one_error_line(bad, "bad/name");
+  Output twice = run({"exporter", bus_, bus_, "--listen", "127.0.0.1:" + std::to_string(port)});
+  EXPECT_EQ(twice.code, 2) << twice.err;
+  expect_one_error_line(twice, "bus '" + bus_ + "' is named twice");
 }
 
 }  // namespace
