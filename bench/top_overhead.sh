@@ -4,7 +4,9 @@
 # Runs the cross-process throughput bench (evring-bench throughput, one run of SECONDS each)
 # ROUNDS times without and ROUNDS times with `evring top` attached to the bench's bus,
 # interleaved A B B A A B ... so that drift (thermal, other load) hits both sides alike, and
-# prints the median events/s of each side and their ratio (with / without).
+# prints the median events/s of each side, their ratio (with / without), and the median of the
+# per-round ratios (each round's two runs are adjacent in time, so that figure resists load
+# that comes and goes better than the ratio of medians).
 #
 # The bench names its bus evb-<pid>-t<n> and has no flag to choose it, so top is started on the
 # bus that appears for the bench's pid. With TOP_IN_TMUX=1 top runs in a detached tmux pane (a
@@ -104,7 +106,7 @@ run_once() {
 median() { printf '%s\n' "$@" | sort -n | awk '{v[NR]=$1} END {print (NR%2) ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2}'; }
 
 bench_flags=("$@")
-without=() with=()
+without=() with=() pair_ratios=()
 echo "# top overhead: $rounds rounds x ${seconds}s, top every ${interval} ms$([[ $in_tmux == 1 ]] && echo ' in tmux'), bench flags: ${bench_flags[*]:-(defaults)}"
 echo "# $(uname -n) $(nproc) cpus, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')"
 printf '%-6s %-8s %15s\n' round top events_per_sec
@@ -115,6 +117,7 @@ for ((r = 0; r < rounds; ++r)); do
     printf '%-6d %-8s %15d\n' "$r" "$mode" "$v"
     if [[ $mode == with ]]; then with+=("$v"); else without+=("$v"); fi
   done
+  pair_ratios+=("$(awk -v a="${with[r]}" -v b="${without[r]}" 'BEGIN {printf "%.4f", a / b}')")
 done
 m_without=$(median "${without[@]}")
 m_with=$(median "${with[@]}")
@@ -122,3 +125,5 @@ ratio=$(awk -v a="$m_with" -v b="$m_without" 'BEGIN {printf "%.3f", a / b}')
 echo "median events/s without top: $m_without"
 echo "median events/s with top:    $m_with"
 echo "ratio (with / without):      $ratio"
+echo "per-round ratios:            ${pair_ratios[*]}"
+echo "median per-round ratio:      $(median "${pair_ratios[@]}")"
