@@ -12,9 +12,12 @@ namespace {
 
 constexpr std::size_t kKeyOffset = kSlotHeaderBytes + offsetof(EnvelopeHeader, idempotency_key);
 constexpr std::size_t kTimeOffset = kSlotHeaderBytes + offsetof(EnvelopeHeader, timestamp_ns);
-// How long a scan waits for a lower slot still being written before giving up on it (its
-// writer is dead or stopped). Giving up can let a duplicate through, never drop an event.
-constexpr std::uint64_t kWriterWaitNs = 2'000'000;
+// How long a confirmer waits for a slot still being written before giving up on it. A writer
+// is normally done within a microsecond, but one that is descheduled can take a scheduler
+// slice or more (a 2 ms bound let duplicates through on a loaded 2-core machine); a dead one is
+// abandoned once its lane's owner is found dead (resolve_stuck, every kStuckCheckNs), which
+// ends the wait early. Giving up can let a duplicate through, never drop an event.
+constexpr std::uint64_t kWriterWaitNs = 100'000'000;
 
 Id128 key_of(const SlotHeader& slot) {
   Id128 key;
@@ -51,15 +54,23 @@ bool finished(SlotState st) {
   return st == SlotState::kPublished || st == SlotState::kAbandoned || st == SlotState::kDuplicate;
 }
 
-// Spins (bounded) while slot q shows `seq <= q` and a state `still(state)` accepts.
+// Spins (bounded by kWriterWaitNs, yielding after a while) while slot q of partition p shows
+// `seq <= q` and a state `still(state)` accepts. With `alive`, checks every kStuckCheckNs
+// whether the writer is dead and, if so, abandons the slot (which ends the wait).
 template <typename Still>
-std::uint64_t wait_while(const SlotHeader& slot, std::uint64_t q, std::uint64_t w, Still still) {
-  std::uint64_t deadline = 0;
+std::uint64_t wait_while(const RingRegion& region, std::uint32_t p, std::uint64_t q,
+                         std::uint64_t w, OwnerAlive alive, Still still) {
+  const SlotHeader& slot = region.slot(p, q);
+  std::uint64_t start = 0, checked = 0;
   for (std::uint32_t spins = 0; word_sequence(w) <= q && still(word_state(w), word_sequence(w));
        ++spins) {
-    std::uint64_t now = monotonic_ns();
-    if (deadline == 0) deadline = now + kWriterWaitNs;
-    if (now >= deadline) break;
+    const std::uint64_t now = monotonic_ns();
+    if (start == 0) start = checked = now;
+    if (now - start >= kWriterWaitNs) break;
+    if (alive && now - checked >= kStuckCheckNs) {
+      checked = now;
+      (void)region.resolve_stuck(p, q, w, now - start, alive);
+    }
     cpu_relax(spins);
     w = slot.word.load(std::memory_order_acquire);
   }
@@ -69,7 +80,7 @@ std::uint64_t wait_while(const SlotHeader& slot, std::uint64_t q, std::uint64_t 
 // Exact confirmation of a "maybe seen" (rules in dedup.h): is an equal key published, or about
 // to be, in the window?
 Match confirm(const RingRegion& region, std::uint32_t p, std::uint64_t seq, const Id128& key,
-              std::uint64_t time_ns) {
+              std::uint64_t time_ns, OwnerAlive alive) {
   const RingConfig& c = region.config();
   const std::uint64_t window = c.dedup_window;
   const std::uint64_t g = seq / window;
@@ -84,7 +95,7 @@ Match confirm(const RingRegion& region, std::uint32_t p, std::uint64_t seq, cons
     std::uint64_t w = slot.word.load(std::memory_order_acquire);
     // Not begun (older word) or WRITING, on either side: a "certainly new" rival publishes
     // without confirming, so its final state must be seen; a confirmer reaches PENDING.
-    w = wait_while(slot, q, w, [q](SlotState st, std::uint64_t s) {
+    w = wait_while(region, p, q, w, alive, [q](SlotState st, std::uint64_t s) {
       return s < q || (st != SlotState::kPending && !finished(st));
     });
     if (word_sequence(w) != q) continue;
@@ -99,7 +110,8 @@ Match confirm(const RingRegion& region, std::uint32_t p, std::uint64_t seq, cons
     if (c.dedup_window_ns && time_ns > other_time && time_ns - other_time > c.dedup_window_ns)
       continue;  // original too old: outside the time window
     if (st == SlotState::kPending) {  // a confirmer below us decides first: follow it
-      w = wait_while(slot, q, w, [](SlotState s2, std::uint64_t) { return s2 == SlotState::kPending; });
+      w = wait_while(region, p, q, w, alive,
+                     [](SlotState s2, std::uint64_t) { return s2 == SlotState::kPending; });
       if (w != slot_word(q, SlotState::kPublished)) continue;  // dropped, abandoned or stalled
     }
     return Match::kDuplicate;
@@ -127,16 +139,24 @@ bool dedup_mark(const RingRegion& region, std::uint32_t p, std::uint64_t seq, co
   clear_ahead(region, p, g);
   const BloomProbe probe =
       bloom_probe(key, c.dedup_bloom_words, region.header().dedup_bloom_bits);
-  // SYNC POINT: acq_rel RMW on the key's one word. Release: our claim (head CAS) is visible to
-  // whoever later sees our bits, so its scan covers our sequence; acquire: we see the claim of
-  // whoever set them before us. Exactly one of two equal keys sees a clear bit.
+  // SYNC POINT: seq_cst RMW on the key's word of generation g. Release: our claim (head CAS)
+  // is visible to whoever later sees our bits, so its scan covers our sequence; acquire: we see
+  // the claim of whoever set them before us. Two producers of one generation: exactly one of
+  // them sees the other's bits.
   std::uint64_t before =
-      region.bloom(p, g)[probe.word].fetch_or(probe.mask, std::memory_order_acq_rel);
+      region.bloom(p, g)[probe.word].fetch_or(probe.mask, std::memory_order_seq_cst);
   bool maybe = (before & probe.mask) == probe.mask;
-  if (!maybe && g > 0) {
-    std::uint64_t previous = region.bloom(p, g - 1)[probe.word].load(std::memory_order_acquire);
-    maybe = (previous & probe.mask) == probe.mask;
-  }
+  // Two producers of adjacent generations mark different arrays. Each also reads the other's
+  // generation (we read g - 1 and g + 1; a rival in g + 1 reads our g): RMW then load on both
+  // sides, all seq_cst, so at least one of the two sees the other (store-buffer litmus). A
+  // two-thread race test caught both being published across a generation boundary when only
+  // g - 1 was read.
+  const auto seen_in = [&](std::uint64_t gen) {
+    const std::uint64_t bits = region.bloom(p, gen)[probe.word].load(std::memory_order_seq_cst);
+    return (bits & probe.mask) == probe.mask;
+  };
+  if (!maybe && g > 0) maybe = seen_in(g - 1);
+  if (!maybe) maybe = seen_in(g + 1);
   // A producer that lagged a generation or more (claimed long ago, marks now) may have looked
   // at arrays that newer generations cleared (entering G clears array (G + 1) % 3): then its
   // "certainly new" is not certain, confirm exactly instead.
@@ -147,9 +167,10 @@ bool dedup_mark(const RingRegion& region, std::uint32_t p, std::uint64_t seq, co
 }
 
 DedupVerdict dedup_confirm(const RingRegion& region, std::uint32_t p, std::uint64_t seq,
-                           const Id128& key, std::uint64_t time_ns) {
-  return confirm(region, p, seq, key, time_ns) == Match::kDuplicate ? DedupVerdict::kDuplicate
-                                                                     : DedupVerdict::kNew;
+                           const Id128& key, std::uint64_t time_ns, OwnerAlive alive) {
+  return confirm(region, p, seq, key, time_ns, alive) == Match::kDuplicate
+             ? DedupVerdict::kDuplicate
+             : DedupVerdict::kNew;
 }
 
 }  // namespace evring::core

@@ -499,7 +499,8 @@ bool RingProducer::finish_publish(std::uint32_t p, SlotHeader* slot, std::uint64
     // SYNC POINT: release publishes the envelope to other producers' dedup scans (they acquire
     // the word): PENDING says "a confirmer, with its key readable".
     slot->word.store(slot_word(seq, SlotState::kPending), std::memory_order_release);
-    if (dedup_confirm(region_, p, seq, mark.key, mark.time_ns) == DedupVerdict::kDuplicate) {
+    if (dedup_confirm(region_, p, seq, mark.key, mark.time_ns, alive_) ==
+        DedupVerdict::kDuplicate) {
       // Release: consumers acquiring DUPLICATE skip the slot.
       slot->word.store(slot_word(seq, SlotState::kDuplicate), std::memory_order_release);
       region_.partition(p).deduplicated.fetch_add(1, std::memory_order_relaxed);  // statistic

@@ -54,6 +54,9 @@ struct ProducerResult {
 struct Shared {
   std::atomic<int> consumers_ready;
   std::atomic<int> producers_done;
+  // Producers registered so far: each publishes only once all have, so that none exits (and
+  // frees its registry entry for reuse) before the last one registered.
+  std::atomic<int> producers_registered;
   ConsumerResult consumers[kConsumers];
   ProducerResult producers[kProducers];
   // For the resume test: per event index, who saw it.
@@ -100,6 +103,9 @@ int producer_main(const std::string& bus_name, int index, Shared* shared) {
   for (std::uint32_t e = 0; e < kEntities; ++e) keys.push_back(entity_key(e));
   ProducerResult& out = shared->producers[index];
   const auto deadline = std::chrono::steady_clock::now() + kDeadline;
+  shared->producers_registered.fetch_add(1);
+  while (shared->producers_registered.load() < kProducers && !past(deadline))
+    std::this_thread::yield();
   for (int s = 0; s < kEventsPerProducer; ++s) {
     const std::uint32_t entity = static_cast<std::uint32_t>((s * 5 + index) % kEntities);
     Payload p{static_cast<std::uint32_t>(index), entity, static_cast<std::uint64_t>(s)};

@@ -4,10 +4,11 @@
 // before anything is dropped, so a bloom false positive never drops a genuine event.
 //
 // Window (W = RingConfig::dedup_window, per partition): generation g = sequence / W. A key is
-// looked up in generations g and g - 1, so the original of a duplicate is caught when it is
-// among the last W (at least) to 2W (at most) events of its partition, it is still in the ring
-// (W <= slots / 2 guarantees that for reject buses), and, with dedup_window_ns set, it was
-// recorded at most dedup_window_ns before the duplicate. Older originals: accepted again.
+// set in generation g and looked up in g - 1 and g + 1 too (dedup_mark), so the original of a
+// duplicate is caught when it is among the last W (at least) to 2W (at most) events of its
+// partition, it is still in the ring (W <= slots / 2 guarantees that for reject buses), and,
+// with dedup_window_ns set, it was recorded at most dedup_window_ns before the duplicate.
+// Older originals: accepted again.
 //
 // Concurrency (any number of producers, any processes). After claiming its sequence and before
 // the slot reaches its final state, a producer sets its key's bits with one fetch_or on a single
@@ -22,8 +23,10 @@
 // PENDING therefore always means "a confirmer", and confirmers of equal keys resolve by
 // sequence, so exactly one of any set of equal keys is published. (Until this design the mark came
 // after PENDING, and a confirmer below a "certainly new" rival that was still PENDING let both
-// through.) A writer that dies or stalls is waited for at most 2 ms per slot: that can let a
-// duplicate through, never drop an event.
+// through.) A writer that dies is waited for until its slot is abandoned (the waiter checks its
+// lane's owner every ms), one that stalls for at most 100 ms per slot: that can let a duplicate
+// through, never drop an event. So hold zero-copy claims briefly on dedup buses: a confirmer
+// (a duplicate, or a bloom false positive) waits for every open claim in its window.
 #include <cstdint>
 
 #include "evring/core/ring.h"
@@ -38,9 +41,10 @@ enum class DedupVerdict : std::uint8_t { kNew, kDuplicate };
 bool dedup_mark(const RingRegion& region, std::uint32_t p, std::uint64_t seq, const Id128& key);
 
 // REQUIRES: dedup_mark said maybe; the slot of seq holds its envelope and is PENDING.
-// time_ns: the event's timestamp (for dedup_window_ns).
+// time_ns: the event's timestamp (for dedup_window_ns). alive (may be null): lets a wait on a
+// slot whose writer died end by abandoning it.
 DedupVerdict dedup_confirm(const RingRegion& region, std::uint32_t p, std::uint64_t seq,
-                           const Id128& key, std::uint64_t time_ns);
+                           const Id128& key, std::uint64_t time_ns, OwnerAlive alive);
 
 // The bit mask and word index a key maps to (exposed for tests and benches).
 struct BloomProbe {
