@@ -8,6 +8,7 @@
 #include "evring/shm/bus.h"
 #include "evring/shm/idempotent.h"
 #include "json_render.h"
+#include "latency_render.h"
 
 namespace evring::cli {
 namespace {
@@ -235,6 +236,7 @@ OrderedJson collect_stat(const Bus& bus) {
     } else {
       cj["idempotency"] = {{"error", table.status().to_string()}};
     }
+    cj["latency_ns"] = latency_json(ci);  // delivery latency (latency_render.h)
     gaps += cg, delivered += cd;
     consumers.push_back(std::move(cj));
   }

@@ -286,6 +286,41 @@ TEST_F(inspect, TopShowsCorruptLatencyCountsInsteadOfUsingThem) {
       << out;
 }
 
+TEST_F(inspect, StatJsonReportsPerConsumerDeliveryLatency) {
+  create({"--partitions", "2", "--slots", "64"});
+  constexpr std::uint64_t kAgeNs = 20'000'000;  // every event is 20 ms old when delivered
+  {
+    auto bus = evring::Bus::open(bus_);
+    ASSERT_TRUE(bus.ok());
+    auto timed = (*bus)->consumer("timed");
+    ASSERT_TRUE(timed.ok());
+    ASSERT_TRUE((*bus)->consumer("idle").ok());  // registered, never polls
+    auto producer = (*bus)->producer("chat", {"chat"});
+    ASSERT_TRUE(producer.ok());
+    auto type = (*producer)->resolve("chat.message.created");
+    ASSERT_TRUE(type.ok());
+    publish_aged(**producer, *type, 10, kAgeNs);
+    std::size_t got = 0;
+    for (int i = 0; i < 100000 && got < 10; ++i)
+      got += (*timed)->poll([](const evring::core::Event&) {}).delivered;
+    ASSERT_EQ(got, 10u);
+  }
+  json s = stat();
+  std::map<std::string, json> latency;
+  for (const json& c : s.at("consumers")) latency[c.at("name")] = c.at("latency_ns");
+  ASSERT_EQ(latency.size(), 2u) << s.dump();
+  const json& t = latency.at("timed");
+  EXPECT_EQ(t.at("count"), 10u) << t.dump();
+  for (const char* k : {"p50", "p99", "p999", "max"}) {
+    EXPECT_GE(t.at(k).get<std::uint64_t>(), kAgeNs) << k << " " << t.dump();
+    EXPECT_LT(t.at(k).get<std::uint64_t>(), kAgeNs + 2'000'000'000ull) << k << " " << t.dump();
+  }
+  EXPECT_LE(t.at("p50").get<std::uint64_t>(), t.at("p99").get<std::uint64_t>());
+  EXPECT_LE(t.at("p999").get<std::uint64_t>(), t.at("max").get<std::uint64_t>());
+  EXPECT_EQ(latency.at("idle"),
+            (json{{"p50", 0}, {"p99", 0}, {"p999", 0}, {"max", 0}, {"count", 0}}));
+}
+
 TEST_F(inspect, TopInTmuxQuitsOnQ) {
   if (std::system("command -v tmux > /dev/null 2>&1") != 0)
     GTEST_SKIP() << "tmux is not installed: the interactive (tty) mode of top is not tested";
