@@ -75,5 +75,25 @@ TEST(BusMappingTest, OpenFillsThePageTablesOfTheWholeSegment) {
   EXPECT_EQ(wait_child(child), 0) << "3: touching the opened bus faulted (see stdout)";
 }
 
+// Registry entries hold atomics (the latency histogram's counters among them): a header whose
+// registry offset is not 64-aligned is refused as corrupt, not mapped into misaligned atomics.
+TEST(BusMappingTest, OpenRefusesMisalignedRegistryOffsets) {
+  for (std::size_t field : {offsetof(shm::SegmentHeader, producers_offset),
+                            offsetof(shm::SegmentHeader, consumers_offset)}) {
+    TestBus bus;
+    ASSERT_TRUE(bus.ok());
+    std::uint64_t offset = 0;
+    std::memcpy(&offset, reinterpret_cast<const std::byte*>(&bus->header()) + field, sizeof offset);
+    offset += 8;
+    std::memcpy(reinterpret_cast<std::byte*>(const_cast<shm::SegmentHeader*>(&bus->header())) + field,
+                &offset, sizeof offset);
+    auto r = Bus::open(bus.name());
+    ASSERT_FALSE(r.ok()) << field;
+    EXPECT_EQ(r.status().code(), Code::kCorruption) << r.status().to_string();
+    EXPECT_NE(r.status().message().find("not 64-byte aligned"), std::string::npos)
+        << r.status().to_string();
+  }
+}
+
 }  // namespace
 }  // namespace evring::testing
