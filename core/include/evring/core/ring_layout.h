@@ -28,7 +28,11 @@
 
 namespace evring::core {
 
-inline constexpr std::uint32_t kRingLayoutVersion = 1;
+// 2: the bytes are those of version 1, their meaning changed between processes: producers skip
+// the fence before reading `sleepers` (sleepers issue membarrier instead), and a dedup producer
+// sets its bloom bits before writing its slot, PENDING marking only confirmers. A version-1
+// process on the same ring could miss a wake-up or let a duplicate through.
+inline constexpr std::uint32_t kRingLayoutVersion = 2;
 inline constexpr std::size_t kCacheLine = 64;
 
 enum class Overflow : std::uint32_t {
