@@ -117,22 +117,9 @@ Status refuse_existing(std::string_view name, const Status& exists) {
   return exists;
 }
 
-// The active choice of /sys/kernel/mm/transparent_hugepage/shmem_enabled (the bracketed
-// word); "unavailable" when the kernel has no such file.
-std::string thp_shmem_setting() {
-  std::FILE* f = std::fopen("/sys/kernel/mm/transparent_hugepage/shmem_enabled", "r");
-  if (!f) return "unavailable";
-  char line[256] = {};
-  const bool read = std::fgets(line, sizeof line, f) != nullptr;
-  std::fclose(f);
-  const char* open = read ? std::strchr(line, '[') : nullptr;
-  const char* close = open ? std::strchr(open, ']') : nullptr;
-  return close ? std::string(open + 1, close) : "unavailable";
-}
-
 // Asks for transparent huge pages on the new segment before its pages are first touched.
 Status advise_huge_pages(std::byte* base, std::size_t size, std::string_view name) {
-  const std::string setting = thp_shmem_setting();
+  const std::string setting = Bus::shmem_huge_pages_setting();
   if (setting == "never" || setting == "deny" || setting == "unavailable")
     return Status::unavailable(
         "huge pages refused for bus '" + std::string(name) +
@@ -157,6 +144,17 @@ void populate(std::byte* base, std::size_t size, bool writable) {
 }
 
 }  // namespace
+
+std::string Bus::shmem_huge_pages_setting() {
+  std::FILE* f = std::fopen("/sys/kernel/mm/transparent_hugepage/shmem_enabled", "r");
+  if (!f) return "unavailable";
+  char line[256] = {};
+  const bool read = std::fgets(line, sizeof line, f) != nullptr;
+  std::fclose(f);
+  const char* open = read ? std::strchr(line, '[') : nullptr;
+  const char* close = open ? std::strchr(open, ']') : nullptr;
+  return close ? std::string(open + 1, close) : "unavailable";
+}
 
 struct Bus::Mapping {
   bip::shared_memory_object object;

@@ -6,6 +6,7 @@
 
 #include <cstdio>
 #include <cstring>
+#include <set>
 #include <string>
 
 #include "shm/test_bus.h"
@@ -13,23 +14,15 @@
 namespace evring::testing {
 namespace {
 
-std::string active_thp_shmem_setting() {
-  std::FILE* f = std::fopen("/sys/kernel/mm/transparent_hugepage/shmem_enabled", "r");
-  if (!f) return "unavailable";
-  char line[256] = {};
-  const bool read = std::fgets(line, sizeof line, f) != nullptr;
-  std::fclose(f);
-  const char* open = read ? std::strchr(line, '[') : nullptr;
-  const char* close = open ? std::strchr(open, ']') : nullptr;
-  return close ? std::string(open + 1, close) : "unavailable";
-}
-
 TEST(BusMappingTest, HugePagesAreUsedWhereTheKernelAllowsThemAndRefusedClearlyElsewhere) {
   BusOptions o = small_options();
   o.huge_pages = true;
   BusNameGuard guard(unique_bus_name());
   auto bus = Bus::create(guard.name(), o);
-  const std::string setting = active_thp_shmem_setting();
+  const std::string setting = Bus::shmem_huge_pages_setting();
+  const std::set<std::string> known{"always", "within_size", "advise", "never",
+                                    "deny",   "force",       "unavailable"};
+  EXPECT_TRUE(known.count(setting)) << "unparsed shmem_enabled choice '" << setting << "'";
   if (setting == "never" || setting == "deny" || setting == "unavailable") {
     ASSERT_FALSE(bus.ok()) << "shmem THP is '" << setting << "'";
     EXPECT_EQ(bus.status().code(), Code::kUnavailable);

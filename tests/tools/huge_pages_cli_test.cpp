@@ -10,22 +10,11 @@
 namespace evring_cli_test {
 namespace {
 
-std::string active_thp_shmem_setting() {
-  std::FILE* f = std::fopen("/sys/kernel/mm/transparent_hugepage/shmem_enabled", "r");
-  if (!f) return "unavailable";
-  char line[256] = {};
-  const bool read = std::fgets(line, sizeof line, f) != nullptr;
-  std::fclose(f);
-  const char* open = read ? std::strchr(line, '[') : nullptr;
-  const char* close = open ? std::strchr(open, ']') : nullptr;
-  return close ? std::string(open + 1, close) : "unavailable";
-}
-
 class HugePagesCliTest : public CliTest {};
 
 TEST_F(HugePagesCliTest, CreateWithHugePagesFollowsTheKernelSetting) {
   Output o = run({"create", bus_, "--huge-pages"});
-  const std::string setting = active_thp_shmem_setting();
+  const std::string setting = evring::Bus::shmem_huge_pages_setting();
   if (setting == "never" || setting == "deny" || setting == "unavailable") {
     EXPECT_EQ(o.code, 8) << o.err;
     expect_one_error_line(o, "huge pages refused for bus '" + bus_ + "'");

@@ -119,6 +119,10 @@ class Bus : public std::enable_shared_from_this<Bus> {
   static Status remove(std::string_view name);
   static std::vector<BusSummary> list();
   static std::string object_path(std::string_view name);  // /dev/shm/evring.<name>
+  // The kernel's active transparent-huge-page choice for shared memory (the bracketed word of
+  // /sys/kernel/mm/transparent_hugepage/shmem_enabled), "unavailable" without one; create()
+  // refuses BusOptions::huge_pages when it is never, deny or unavailable.
+  static std::string shmem_huge_pages_setting();
   // Deep check of the segment of bus `name` (shm/src/check.cpp): maps it read-only, even when
   // open() would refuse it, and walks the segment header, the registries (states, names,
   // duplicates), the ring header, gates, producer lanes, each partition (head against every
