@@ -1,0 +1,105 @@
+#pragma once
+// Shared by the evring-bench harness files: options, the helpers every mode uses, and the two
+// modes' entry points (throughput.cpp, latency.cpp; harness.cpp parses and dispatches).
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cstdlib>
+#include <limits>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "bench_env.h"
+#include "evring/core/histogram.h"
+#include "evring/shm/bus.h"
+#include "fork_peer.h"
+#include "peer_cases.h"
+#include "pin.h"
+#include "stats.h"
+
+
+namespace evring::bench::harness {
+
+constexpr int kMaxProcs = 16;
+constexpr int kKeysPerProducer = 8;
+constexpr uint64_t kStop = ~uint64_t{0};
+
+struct Options {
+  std::string mode;
+  size_t payload = 64;
+  uint32_t partitions = 1;
+  int producers = 1;
+  int consumers = 1;
+  double seconds = 1.0;
+  size_t batch = 1;
+  bool dedup = false;
+  uint8_t dedup_bits = 16;  // bloom bits per key: 1 gives a filter that says "maybe" to most keys
+  int runs = 5;
+  double rate = 100000;
+  std::string wait = "spin";
+  std::string hgrm;
+  std::vector<int> cpus{0, 1};
+  bool peers = true;
+  bool json = false;
+  bool huge_pages = false;
+};
+
+template <class T>
+T* shared_anon() {
+  void* p = mmap(nullptr, sizeof(T), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  if (p == MAP_FAILED) throw std::runtime_error("mmap anonymous shared");
+  return new (p) T{};
+}
+
+template <class T>
+T must(Result<T> r, const char* what) {
+  if (!r.ok()) throw std::runtime_error(std::string(what) + ": " + r.status().to_string());
+  return std::move(r).value();
+}
+
+inline uint32_t slot_bytes_for(size_t key_bytes, size_t payload) {
+  size_t need = core::kSlotHeaderBytes + kEnvelopeHeaderBytes + key_bytes + payload;
+  size_t s = (need + 63) / 64 * 64;
+  return static_cast<uint32_t>(std::max<size_t>(s, core::kMinSlotBytes));
+}
+
+// Removes the bus on every exit path of a run.
+struct BusGuard {
+  std::string name;
+  ~BusGuard() { (void)Bus::remove(name); }
+};
+
+inline std::string unique_name(const char* tag) {
+  static int n = 0;
+  return "evb-" + std::to_string(getpid()) + "-" + tag + std::to_string(n++);
+}
+
+inline unsigned long long ull(uint64_t v) { return static_cast<unsigned long long>(v); }
+
+inline std::string fmt(double v, int prec = 0) {
+  char b[64];
+  std::snprintf(b, sizeof b, "%.*f", prec, v);
+  return b;
+}
+
+inline std::string json_list(const std::vector<uint64_t>& v) {
+  std::string s = "[";
+  for (size_t i = 0; i < v.size(); ++i) s += (i ? "," : "") + std::to_string(v[i]);
+  return s + "]";
+}
+
+int run_throughput(const Options& o);  // throughput.cpp
+int run_latency(const Options& o);     // latency.cpp
+
+}  // namespace evring::bench::harness
