@@ -1,0 +1,267 @@
+// The ring's config and region checks, and the consumer side: filters, cursors, several
+// consumers, commits, and slots that fail validation (corrupt lengths, checksums, words).
+// (Split from ring_test.cpp, which keeps the allocation-counting operator new.)
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <map>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "core/ring_fixture.h"
+#include "evring/core/ring.h"
+#include "evring/core/wait.h"
+
+namespace evring::core {
+namespace {
+
+using testing::as_payload;
+using testing::Collected;
+using testing::commit_claim;
+using testing::drain;
+using testing::key_in_partition;
+using testing::make_producer;
+using testing::permissive_policy;
+using testing::Req;
+using testing::small_config;
+using testing::tag;
+using testing::TestRing;
+using Start = RingConsumer::Start;
+
+class RingTest : public ::testing::Test {
+ protected:
+  std::unique_ptr<TypePolicy> policy_ = permissive_policy();
+};
+
+std::vector<std::string> numbered(std::string_view prefix, int from, int to) {
+  std::vector<std::string> v;
+  for (int i = from; i < to; ++i) v.push_back(std::string(prefix) + std::to_string(i));
+  return v;
+}
+
+// ------------------------------------------------------------------------- config, region
+
+TEST(RingConfigTest, ValidateNamesTheFieldOutOfRange) {
+  auto expect_bad = [](RingConfig c, const std::string& field) {
+    Status s = validate_config(c);
+    EXPECT_EQ(s.code(), Code::kInvalidArgument) << field;
+    EXPECT_NE(s.message().find(field), std::string::npos) << s.message();
+  };
+  RingConfig c = small_config(2, 8);
+  EXPECT_TRUE(validate_config(c).is_ok());
+  c.partitions = 0;
+  expect_bad(c, "partitions");
+  c = small_config(kMaxPartitions + 1, 8);
+  expect_bad(c, "partitions");
+  c = small_config(2, 6);
+  expect_bad(c, "slots per partition");
+  c = small_config(2, 1);
+  expect_bad(c, "slots per partition");
+  c = small_config(2, 8, Overflow::kReject, 100);
+  expect_bad(c, "slot size");
+  c = small_config(2, 8, Overflow::kReject, 300);  // not a multiple of 64
+  expect_bad(c, "slot size");
+  c = small_config(2, 8, Overflow::kReject, 2u << 20);
+  expect_bad(c, "slot size");
+  c = small_config(2, 8);
+  c.max_consumers = 0;
+  expect_bad(c, "max consumers");
+  c = small_config(2, 8);
+  c.overflow = static_cast<Overflow>(7);
+  expect_bad(c, "overflow");
+}
+
+TEST(RingRegionTest, AttachReadsBackTheFormattedConfig) {
+  TestRing ring(small_config(3, 16, Overflow::kOverwrite, 1024));
+  auto again = RingRegion::attach(ring.memory());
+  ASSERT_TRUE(again.ok()) << again.status().to_string();
+  EXPECT_EQ(again->config().partitions, 3u);
+  EXPECT_EQ(again->config().slots_per_partition, 16u);
+  EXPECT_EQ(again->config().slot_bytes, 1024u);
+  EXPECT_EQ(again->config().max_consumers, 4u);
+  EXPECT_EQ(again->config().overflow, Overflow::kOverwrite);
+  EXPECT_EQ(again->capacity(), 16u);
+  EXPECT_EQ(again->max_envelope_bytes(), 1024u - 16u);
+  EXPECT_EQ(again->bytes().size(), ring_region_bytes(small_config(3, 16, Overflow::kOverwrite, 1024)));
+}
+
+TEST(RingRegionTest, AttachRefusesAnInconsistentHeaderAsCorruption) {
+  TestRing ring(small_config(2, 8));
+  auto* header = reinterpret_cast<RingHeader*>(ring.memory().data());
+  header->slots_per_partition = 6;
+  auto r = RingRegion::attach(ring.memory());
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), Code::kCorruption);
+  header->slots_per_partition = 8;
+  header->partitions = 0;
+  EXPECT_EQ(RingRegion::attach(ring.memory()).status().code(), Code::kCorruption);
+  header->partitions = 2;
+  EXPECT_TRUE(RingRegion::attach(ring.memory()).ok());
+  // A header describing more bytes than the region has.
+  EXPECT_EQ(RingRegion::attach(ring.memory().first(ring.memory().size() - 64)).status().code(),
+            Code::kCorruption);
+  EXPECT_EQ(RingRegion::attach(ring.memory().first(100)).status().code(), Code::kCorruption);
+  // Misaligned.
+  EXPECT_EQ(RingRegion::attach(ring.memory().subspan(8)).status().code(), Code::kCorruption);
+}
+
+TEST(RingRegionTest, NoAttachedConsumerMeansNoMinimumCursor) {
+  TestRing ring(small_config(2, 8));
+  EXPECT_EQ(ring.region().min_attached_cursor(0), UINT64_MAX);
+  {
+    RingConsumer c(ring.region(), 2, Start::kEarliest);
+    EXPECT_EQ(ring.region().min_attached_cursor(0), 0u);
+  }
+  EXPECT_EQ(ring.region().min_attached_cursor(0), UINT64_MAX);
+}
+
+// ------------------------------------------------------------------------- consumers
+
+TEST_F(RingTest, FilterSkipsAndCountsOtherTypes) {
+  TestRing ring(small_config(1, 16));
+  RingConsumer consumer(ring.region(), 0, Start::kEarliest);
+  std::map<std::uint16_t, int> resolver_calls;
+  TypeFilter filter([&](std::uint16_t type) {
+    ++resolver_calls[type];
+    return type == 1;
+  });
+  consumer.set_filter(&filter);
+  auto producer = make_producer(ring.region(), 1, policy_.get());
+  for (int i = 0; i < 8; ++i) {
+    Req r(static_cast<std::uint16_t>(1 + i % 2), "k", tag("e", i));
+    ASSERT_EQ(producer->try_publish(r.request), PublishResult::kOk);
+  }
+  Collected got = drain(consumer);
+  EXPECT_EQ(got.payloads, (std::vector<std::string>{"e0", "e2", "e4", "e6"}));
+  EXPECT_EQ(got.skipped, 4u);
+  EXPECT_EQ(ring.region().cursor(0, 0).filtered.load(), 4u);
+  EXPECT_EQ(ring.region().cursor(0, 0).delivered.load(), 4u);
+  EXPECT_EQ(ring.region().cursor(0, 0).committed.load(), 8u) << "filtered events are passed";
+  EXPECT_EQ(resolver_calls, (std::map<std::uint16_t, int>{{1, 1}, {2, 1}}))
+      << "the resolver runs once per type id";
+}
+
+TEST_F(RingTest, ManualCommitMovesTheCommittedCursorOnlyOnCommit) {
+  TestRing ring(small_config(1, 4));
+  RingConsumer consumer(ring.region(), 0, Start::kEarliest, /*auto_commit=*/false);
+  auto producer = make_producer(ring.region(), 1, policy_.get());
+  Req r(1, "k", "x");
+  for (int i = 0; i < 4; ++i) ASSERT_EQ(producer->try_publish(r.request), PublishResult::kOk);
+  EXPECT_EQ(drain(consumer).payloads.size(), 4u);
+  const CursorLine& line = ring.region().cursor(0, 0);
+  EXPECT_EQ(consumer.read_position(0), 4u);
+  EXPECT_EQ(line.committed.load(), 0u) << "poll without auto-commit must not commit";
+  EXPECT_EQ(producer->try_publish(r.request), PublishResult::kFull)
+      << "producers are gated by the committed cursor, not the read position";
+  consumer.commit();
+  EXPECT_EQ(line.committed.load(), 4u);
+  EXPECT_EQ(producer->try_publish(r.request), PublishResult::kOk);
+}
+
+TEST_F(RingTest, ConsumerRecreatedWithStartCommittedResumesAfterTheLastCommit) {
+  TestRing ring(small_config(2, 16));
+  auto producer = make_producer(ring.region(), 1, policy_.get());
+  const std::string key = key_in_partition(ring.region(), 1);
+  auto publish = [&](int from, int to) {
+    for (int i = from; i < to; ++i) {
+      Req r(1, key, tag("e", i));
+      ASSERT_EQ(producer->try_publish(r.request), PublishResult::kOk);
+    }
+  };
+  {
+    RingConsumer consumer(ring.region(), 2, Start::kEarliest, /*auto_commit=*/false);
+    publish(0, 6);
+    EXPECT_EQ(consumer.poll([](const Event&) {}, 3).delivered, 3u);
+    consumer.commit();
+    EXPECT_EQ(consumer.poll([](const Event&) {}, 2).delivered, 2u);  // read, not committed
+  }
+  publish(6, 8);
+  RingConsumer again(ring.region(), 2, Start::kCommitted);
+  EXPECT_EQ(again.read_position(1), 3u);
+  EXPECT_EQ(drain(again).payloads, numbered("e", 3, 8))
+      << "uncommitted events are delivered again, committed ones are not";
+}
+
+TEST_F(RingTest, StartLatestSkipsExistingEventsAndStartEarliestReadsTheRing) {
+  TestRing ring(small_config(1, 4));
+  auto producer = make_producer(ring.region(), 1, policy_.get());
+  for (int i = 0; i < 10; ++i) {  // no consumer: the ring laps freely
+    Req r(1, "k", tag("old", i));
+    ASSERT_EQ(producer->try_publish(r.request), PublishResult::kOk);
+  }
+  RingConsumer latest(ring.region(), 0, Start::kLatest);
+  RingConsumer earliest(ring.region(), 1, Start::kEarliest);
+  EXPECT_EQ(latest.read_position(0), 10u);
+  EXPECT_EQ(earliest.read_position(0), 6u);
+  EXPECT_EQ(drain(earliest).payloads, numbered("old", 6, 10));
+  EXPECT_TRUE(drain(latest).payloads.empty());
+  Req fresh(1, "k", "new");
+  ASSERT_EQ(producer->try_publish(fresh.request), PublishResult::kOk);
+  EXPECT_EQ(drain(latest).payloads, std::vector<std::string>{"new"});
+  EXPECT_EQ(drain(earliest).payloads, std::vector<std::string>{"new"});
+}
+
+TEST_F(RingTest, CommittedCursorBeyondTheHeadIsNotTrusted) {
+  TestRing ring(small_config(1, 8));
+  auto producer = make_producer(ring.region(), 1, policy_.get());
+  Req r(1, "k", "x");
+  for (int i = 0; i < 3; ++i) ASSERT_EQ(producer->try_publish(r.request), PublishResult::kOk);
+  ring.region().cursor(0, 0).committed.store(1'000'000);  // scribbled
+  RingConsumer consumer(ring.region(), 0, Start::kCommitted);
+  EXPECT_EQ(consumer.read_position(0), 3u);
+  ASSERT_EQ(producer->try_publish(r.request), PublishResult::kOk);
+  EXPECT_EQ(drain(consumer).payloads.size(), 1u);
+}
+
+// ------------------------------------------------------------------------- corruption
+
+// Bytes in the ring are untrusted: a scribbled envelope is skipped and counted, the rest of the
+// partition is delivered. Tried at every byte of the envelope.
+TEST_F(RingTest, CorruptSlotIsSkippedAndCountedAtEveryEnvelopeByte) {
+  std::size_t envelope_size = 0;
+  {
+    Req probe(1, "key-1", "payload-1");
+    envelope_size = envelope_bytes(probe.key.size(), probe.payload.size());
+  }
+  for (std::size_t i = 0; i < envelope_size; ++i) {
+    TestRing ring(small_config(1, 8));
+    RingConsumer consumer(ring.region(), 0, Start::kEarliest);
+    auto producer = make_producer(ring.region(), 1, policy_.get());
+    for (int e = 0; e < 3; ++e) {
+      Req r(1, "key-1", "payload-" + std::to_string(e));
+      ASSERT_EQ(producer->try_publish(r.request), PublishResult::kOk);
+    }
+    SlotHeader& slot = ring.region().slot(0, 1);
+    ASSERT_EQ(slot.envelope_bytes, envelope_size);
+    RingRegion::envelope_of(slot)[i] ^= std::byte{0x5A};
+    Collected got = drain(consumer);
+    EXPECT_EQ(got.payloads, (std::vector<std::string>{"payload-0", "payload-2"})) << "byte " << i;
+    EXPECT_EQ(got.skipped, 1u) << "byte " << i;
+    EXPECT_EQ(ring.region().cursor(0, 0).corrupt.load(), 1u) << "byte " << i;
+    EXPECT_EQ(ring.region().cursor(0, 0).committed.load(), 3u) << "byte " << i;
+  }
+}
+
+TEST_F(RingTest, CorruptEnvelopeLengthIsSkippedAndCounted) {
+  const std::uint32_t bad_lengths[] = {0, 1, 127, 0xFFFFFFFFu, 0x80000000u, 512 - 16 + 1,
+                                       128 + 5 + 9 - 1};
+  for (std::uint32_t len : bad_lengths) {
+    TestRing ring(small_config(1, 8));
+    RingConsumer consumer(ring.region(), 0, Start::kEarliest);
+    auto producer = make_producer(ring.region(), 1, policy_.get());
+    for (int e = 0; e < 3; ++e) {
+      Req r(1, "key-1", "payload-" + std::to_string(e));
+      ASSERT_EQ(producer->try_publish(r.request), PublishResult::kOk);
+    }
+    ring.region().slot(0, 1).envelope_bytes = len;
+    Collected got = drain(consumer);
+    EXPECT_EQ(got.payloads, (std::vector<std::string>{"payload-0", "payload-2"})) << len;
+    EXPECT_EQ(ring.region().cursor(0, 0).corrupt.load(), 1u) << len;
+  }
+}
+
+}  // namespace
+}  // namespace evring::core
