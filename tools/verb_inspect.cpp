@@ -94,7 +94,8 @@ SlotCopy copy_slot(const core::RingRegion& ring, std::uint32_t p, std::uint64_t 
     c.writer = reinterpret_cast<volatile const std::uint16_t&>(slot.writer);
     const std::size_t n = std::min<std::size_t>(c.envelope_bytes, max_env);
     c.envelope.resize(n);
-    std::memcpy(c.envelope.data(), core::RingRegion::envelope_of(slot), n);
+    // n == 0 (an empty slot) leaves data() null, and memcpy's pointers must not be, even then.
+    if (n) std::memcpy(c.envelope.data(), core::RingRegion::envelope_of(slot), n);
     std::atomic_thread_fence(std::memory_order_acquire);
     if (slot.word.load(std::memory_order_relaxed) == c.word) {
       c.torn = false;
