@@ -165,11 +165,4 @@ std::uint64_t unix_now_ns() {
          static_cast<std::uint64_t>(ts.tv_nsec);
 }
 
-std::uint64_t coarse_unix_now_ns() {
-  timespec ts;
-  clock_gettime(CLOCK_REALTIME_COARSE, &ts);
-  return static_cast<std::uint64_t>(ts.tv_sec) * 1'000'000'000ull +
-         static_cast<std::uint64_t>(ts.tv_nsec);
-}
-
 }  // namespace evring

@@ -54,7 +54,5 @@ class IdGenerator {
 
 // Realtime clock in ns since the Unix epoch (vDSO, ~20 ns).
 std::uint64_t unix_now_ns();
-// CLOCK_REALTIME_COARSE: the last tick's time (resolution 1-4 ms), at a quarter of the cost.
-std::uint64_t coarse_unix_now_ns();
 
 }  // namespace evring
