@@ -24,23 +24,14 @@ using testing::commit_claim;
 using testing::drain;
 using testing::key_in_partition;
 using testing::make_producer;
+using testing::RingTest;
+using testing::numbered;
 using testing::permissive_policy;
 using testing::Req;
 using testing::small_config;
 using testing::tag;
 using testing::TestRing;
 using Start = RingConsumer::Start;
-
-class RingTest : public ::testing::Test {
- protected:
-  std::unique_ptr<TypePolicy> policy_ = permissive_policy();
-};
-
-std::vector<std::string> numbered(std::string_view prefix, int from, int to) {
-  std::vector<std::string> v;
-  for (int i = from; i < to; ++i) v.push_back(std::string(prefix) + std::to_string(i));
-  return v;
-}
 
 // ------------------------------------------------------------------------- config, region
 

@@ -1,6 +1,8 @@
 #pragma once
 // Test scaffolding for the core ring: a zeroed, 64-aligned heap region formatted as a ring (no
 // shared memory), a permissive TypePolicy, request builders and payload helpers.
+#include <gtest/gtest.h>
+
 #include <unistd.h>
 
 #include <cstdint>
@@ -151,5 +153,18 @@ inline Collected drain(RingConsumer& consumer, std::size_t max_events_per_poll =
   }
   return out;
 }
+
+// "<prefix><from>" .. "<prefix><to - 1>": the payloads a test expects back, in order.
+inline std::vector<std::string> numbered(std::string_view prefix, int from, int to) {
+  std::vector<std::string> v;
+  for (int i = from; i < to; ++i) v.push_back(std::string(prefix) + std::to_string(i));
+  return v;
+}
+
+// Fixture of the ring tests: a policy that knows and allows every type.
+class RingTest : public ::testing::Test {
+ protected:
+  std::unique_ptr<TypePolicy> policy_ = permissive_policy();
+};
 
 }  // namespace evring::core::testing

@@ -21,16 +21,13 @@ namespace {
 using testing::commit_claim;
 using testing::drain;
 using testing::make_producer;
+using testing::RingTest;
 using testing::permissive_policy;
 using testing::Req;
 using testing::small_config;
 using testing::TestRing;
 using Start = RingConsumer::Start;
 
-class RingTest : public ::testing::Test {
- protected:
-  std::unique_ptr<TypePolicy> policy_ = permissive_policy();
-};
 // ------------------------------------------------------------------------- dead writers
 
 // OwnerAlive stand-ins: pid 999999999 plays a dead process, every other pid a live one.

@@ -20,17 +20,13 @@ using testing::commit_claim;
 using testing::drain;
 using testing::key_in_partition;
 using testing::make_producer;
+using testing::RingTest;
 using testing::permissive_policy;
 using testing::Req;
 using testing::small_config;
 using testing::tag;
 using testing::TestRing;
 using Start = RingConsumer::Start;
-
-class RingTest : public ::testing::Test {
- protected:
-  std::unique_ptr<TypePolicy> policy_ = permissive_policy();
-};
 
 // ------------------------------------------------------------------------- batches
 
