@@ -20,12 +20,6 @@ constexpr char kHex[] = "0123456789abcdef";
 
 }  // namespace
 
-bool Id128::is_zero() const {
-  for (auto b : bytes)
-    if (b != 0) return false;
-  return true;
-}
-
 std::string Id128::to_hex() const {
   std::string out(32, '0');
   for (int i = 0; i < 16; ++i) {

@@ -291,7 +291,6 @@ RingProducer::RingProducer(RingRegion region, std::uint16_t producer_id, std::ui
       policy_(policy),
       gate_cache_(region.config().partitions, 0),
       discard_(new std::byte[region.config().slot_bytes]),
-      staging_(new std::byte[std::min<std::size_t>(region.max_envelope_bytes(), kStagedBytes)]),
       light_fence_(register_light_fence()) {}
 
 PublishResult RingProducer::check(const PublishRequest& r, std::size_t body_bytes) const {
@@ -432,7 +431,6 @@ SlotHeader* RingProducer::begin_write(std::uint32_t p, std::uint64_t seq) {
   // Release fence: a reader that copies this slot and then re-checks the word must not be able
   // to see our payload bytes while still seeing the old PUBLISHED word (seqlock writer side).
   std::atomic_thread_fence(std::memory_order_release);
-  slot.writer = producer_id_;
   return &slot;
 }
 
@@ -464,31 +462,43 @@ void RingProducer::fill_header(EnvelopeHeader* h, const PublishRequest& r, std::
 SlotHeader* RingProducer::write_event(std::uint32_t p, std::uint64_t seq, const PublishRequest& r,
                                       std::uint64_t key_hash, std::uint64_t now_ns,
                                       PublishReceipt* receipt, DedupMark* mark) {
+  auto key = std::as_bytes(std::span(r.entity_key.data(), r.entity_key.size()));
   EnvelopeHeader h;
   fill_header(&h, r, key_hash, seq, now_ns);
+  h.format_version = kEnvelopeFormatVersion;
+  h.header_bytes = kEnvelopeHeaderBytes;
+  h.entity_key_bytes = static_cast<std::uint16_t>(key.size());
+  h.payload_bytes = static_cast<std::uint32_t>(r.payload.size());
+  h.reserved = 0;
   // Dedup buses: set the key's bits now, before the slot is written (dedup.h): the bloom word's
   // locked RMW then does not wait for this event's slot lines to arrive.
   if (region_.dedup_enabled()) [[unlikely]]
     *mark = {dedup_mark(region_, p, seq, h.idempotency_key), h.idempotency_key, h.timestamp_ns};
-  auto key = std::as_bytes(std::span(r.entity_key.data(), r.entity_key.size()));
+  // Everything is computed before the first slot store, and nothing stored here is read back:
+  // the header goes out as sixteen 64-bit words from registers, its checksum is hashed from
+  // those words and from the caller's key and payload (codec/envelope.h, "Checksum"). The slot
+  // stores wait in the store buffer for the consumer's core to give their lines up; any load
+  // that must wait for a store (a locked instruction, or a read of bytes just written by
+  // narrower stores) would wait for all of them, and that wait was half a publish across cores.
+  HeaderWords words = pack_header(h);
+  words.w[15] |= std::uint64_t{envelope_checksum(words, key, r.payload)} << 32;
+  SlotHeader* slot = begin_write(p, seq);
+  if (!slot) return nullptr;
   const std::size_t bytes = envelope_bytes(key.size(), r.payload.size());
-  SlotHeader* slot;
-  if (bytes <= kStagedBytes) {
-    // Encode (and checksum) in private memory first, then mark the slot WRITING and copy once.
-    // The slot's lines are shared with the consumer that read them a lap ago, and its first line
-    // with a consumer spinning on the word: hashing freshly written slot bytes waited for each
-    // line to come back, and a long WRITING window made the spinning consumer pull the first
-    // line back between our stores to it. Plain stores in one burst retire in the background.
-    encode_envelope(std::span(staging_.get(), bytes), h, key, r.payload);
-    if (!(slot = begin_write(p, seq))) return nullptr;
-    slot->envelope_bytes = static_cast<std::uint32_t>(bytes);
-    std::memcpy(RingRegion::envelope_of(*slot), staging_.get(), bytes);
-  } else {
-    if (!(slot = begin_write(p, seq))) return nullptr;
-    slot->envelope_bytes = static_cast<std::uint32_t>(bytes);
-    encode_envelope(std::span(RingRegion::envelope_of(*slot), region_.max_envelope_bytes()), h, key,
-                    r.payload);
+  // envelope_bytes, writer and reserved (slot bytes 8..15) as one store.
+  const std::uint64_t length_word = bytes | std::uint64_t{producer_id_} << 32;
+  std::memcpy(&slot->envelope_bytes, &length_word, sizeof length_word);
+  auto* out = reinterpret_cast<std::uint64_t*>(RingRegion::envelope_of(*slot));
+  for (std::size_t i = 0; i < 16; ++i) {
+    std::uint64_t v = words.w[i];
+    // Through a register, one word at a time: a vectorised copy would load 32 bytes across
+    // several of the 8-byte stores that just built `words` (see above).
+    asm volatile("" : "+r"(v));
+    out[i] = v;
   }
+  std::byte* body = RingRegion::envelope_of(*slot) + kEnvelopeHeaderBytes;
+  if (!key.empty()) std::memcpy(body, key.data(), key.size());
+  if (!r.payload.empty()) std::memcpy(body + key.size(), r.payload.data(), r.payload.size());
   if (receipt) *receipt = {p, seq, h.event_id};
   return slot;
 }
@@ -617,7 +627,10 @@ PublishResult RingProducer::try_claim(const PublishRequest& r, std::size_t paylo
   std::memcpy(env + kEnvelopeHeaderBytes, r.entity_key.data(), r.entity_key.size());
   out->envelope_bytes = envelope_bytes(r.entity_key.size(), payload_bytes);
   out->payload = std::span(env + kEnvelopeHeaderBytes + r.entity_key.size(), payload_bytes);
-  if (slot) slot->envelope_bytes = static_cast<std::uint32_t>(out->envelope_bytes);
+  if (slot) {
+    slot->envelope_bytes = static_cast<std::uint32_t>(out->envelope_bytes);
+    slot->writer = producer_id_;
+  }
   return PublishResult::kOk;
 }
 

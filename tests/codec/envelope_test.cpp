@@ -138,7 +138,7 @@ TEST(EnvelopeTest, RejectsKeyAndPayloadLongerThanTheBuffer) {
 
 TEST(EnvelopeTest, RejectsUnknownFormatVersion) {
   EnvelopeView v;
-  const std::uint16_t versions[] = {0, 2, 0xFFFF};
+  const std::uint16_t versions[] = {0, 1, 3, 0xFFFF};  // 1: the old checksum
   for (std::uint16_t version : versions) {
     auto bytes = encode(sample_header(), "k", "p");
     std::memcpy(bytes.data(), &version, 2);
@@ -157,7 +157,7 @@ TEST(EnvelopeTest, RejectsHeaderSizeBelowTheHeaderOrBeyondTheBuffer) {
 }
 
 // A newer writer may append header fields: header_bytes moves the key, the checksum still
-// covers bytes 0..123 plus key and payload, and this reader skips the extra bytes.
+// covers the 128 known header bytes, key and payload, and this reader skips the extra bytes.
 TEST(EnvelopeTest, SkipsHeaderFieldsAppendedByANewerWriter) {
   const std::string key = "entity", payload = "body";
   std::vector<std::byte> bytes(136 + key.size() + payload.size());
@@ -211,11 +211,27 @@ TEST(EnvelopeTest, RejectsAFlippedByteAtEveryPosition) {
 TEST(EnvelopeTest, ChecksumIsTheDocumentedXxh3Chain) {
   const std::string key = "k1", payload = "p1";
   auto bytes = encode(sample_header(), key, payload);
-  std::uint64_t seed = XXH3_64bits(bytes.data(), 124);
-  std::uint64_t full = XXH3_64bits_withSeed(bytes.data() + 128, key.size() + payload.size(), seed);
   std::uint32_t stored;
   std::memcpy(&stored, bytes.data() + 124, 4);
+  std::vector<std::byte> header(bytes.begin(), bytes.begin() + 128);
+  std::memset(header.data() + 124, 0, 4);  // hashed with the checksum field zero
+  std::uint64_t seed = XXH3_64bits(header.data(), 128);
+  std::uint64_t seed2 = XXH3_64bits_withSeed(key.data(), key.size(), seed);
+  std::uint64_t full = XXH3_64bits_withSeed(payload.data(), payload.size(), seed2);
   EXPECT_EQ(stored, static_cast<std::uint32_t>(full));
+  // The three pieces are chained, not concatenated: moving a byte from the key to the payload
+  // changes the checksum even though key + payload reads the same.
+  auto moved = encode(sample_header(), "k", "1p1");
+  std::uint32_t moved_sum;
+  std::memcpy(&moved_sum, moved.data() + 124, 4);
+  EXPECT_NE(moved_sum, stored);
+  // And the packed words are the header bytes, word by word.
+  EnvelopeHeader h;
+  std::memcpy(&h, bytes.data(), sizeof h);
+  const HeaderWords words = pack_header(h);
+  EXPECT_EQ(std::memcmp(words.w, bytes.data(), 128), 0);
+  EXPECT_EQ(envelope_checksum(words, std::as_bytes(std::span(key)), std::as_bytes(std::span(payload))),
+            stored);
 }
 
 TEST(EnvelopeTest, EntityKeyHashIsXxh3Of64Bits) {

@@ -248,7 +248,7 @@ TEST(RingLayoutGoldenTest, WrittenBytesLandAtTheDocumentedOffsets) {
   const std::size_t envelope = 128 + key.size() + 7;
   EXPECT_EQ(read_le(base, slot1 + 8, 4), envelope) << "envelope_bytes";
   EXPECT_EQ(read_le(base, slot1 + 12, 2), 0x0A0Bu) << "writer";
-  EXPECT_EQ(read_le(base, slot1 + 16, 2), 1u) << "envelope format_version";
+  EXPECT_EQ(read_le(base, slot1 + 16, 2), 2u) << "envelope format_version";
   EXPECT_EQ(read_le(base, slot1 + 16 + 2, 2), 128u) << "envelope header_bytes";
   EXPECT_EQ(read_le(base, slot1 + 16 + 24, 8), 1u) << "envelope sequence";
   EXPECT_EQ(std::memcmp(base + slot1 + 16 + 128 + key.size(), "payload", 7), 0);

@@ -36,7 +36,17 @@
 // | 116 |    2 | entity_key_bytes | key length                                                |
 // | 118 |    2 | reserved         | zero                                                      |
 // | 120 |    4 | origin_host      | host id of a bridged-in event (kBridgedIn), else 0        |
-// | 124 |    4 | checksum         | low 32 bits of xxh3-64 over bytes 0..123, key and payload |
+// | 124 |    4 | checksum         | see "Checksum" below                                      |
+//
+// Checksum (format 2): the low 32 bits of
+//   XXH3_64bits_withSeed(payload, XXH3_64bits_withSeed(key, XXH3_64bits(header')))
+// where header' is the 128 header bytes with the checksum field zero. Format 1 hashed bytes
+// 0..123 and key ‖ payload as one piece; format 2 hashes three pieces, each from where it lies,
+// so a producer hashes its header from the sixteen words it is about to store (HeaderWords)
+// and the key and payload from the caller's buffers, and never reads back bytes it has just
+// stored with narrower stores (a load that straddles stores waits for every older store to
+// leave the store buffer, and those are the slot stores still waiting for the consumer's core
+// to give their cache lines up).
 //
 // A reader validates every length and the checksum before it trusts a byte (validate()).
 #include <bit>
@@ -55,7 +65,9 @@ static_assert(std::endian::native == std::endian::little,
               "the envelope is little-endian and written with memcpy: big-endian hosts would "
               "need byte swaps in encode/decode");
 
-inline constexpr std::uint16_t kEnvelopeFormatVersion = 1;
+// 2: the checksum covers the header with its checksum field zero, then the key, then the payload
+// (three chained xxh3 passes); format 1 readers reject format 2 envelopes as unknown.
+inline constexpr std::uint16_t kEnvelopeFormatVersion = 2;
 inline constexpr std::uint16_t kEnvelopeHeaderBytes = 128;
 
 enum class Classification : std::uint8_t {
@@ -130,6 +142,55 @@ static_assert(offsetof(EnvelopeHeader, reserved) == 118);
 static_assert(offsetof(EnvelopeHeader, origin_host) == 120);
 static_assert(offsetof(EnvelopeHeader, checksum) == 124);
 static_assert(sizeof(Id128) == 16 && alignof(Id128) == 1);
+
+// The header as its sixteen little-endian 64-bit wire words (the byte table above), built from
+// the fields in registers: word i is bytes 8i..8i+7. A producer stores these words, never a
+// byte-wise copy of an EnvelopeHeader it has just filled.
+struct HeaderWords {
+  std::uint64_t w[16];
+};
+static_assert(sizeof(HeaderWords) == kEnvelopeHeaderBytes);
+
+inline HeaderWords pack_header(const EnvelopeHeader& h) {
+  // Every field is read at its own width (volatile keeps the compiler from merging neighbours
+  // into one wide load): the header was usually just filled field by field, and a load that
+  // spans several pending stores cannot be forwarded from them.
+  auto get = [](const auto& field) {
+    return static_cast<std::uint64_t>(
+        static_cast<const volatile std::remove_reference_t<decltype(field)>&>(field));
+  };
+  auto id_word = [](const Id128& id, int half) {
+    std::uint64_t v;
+    std::memcpy(&v, id.bytes.data() + 8 * half, 8);
+    asm volatile("" : "+r"(v));  // one 8-byte load into a register, not half of a 16-byte one
+    return v;
+  };
+  HeaderWords o;
+  o.w[0] = get(h.format_version) | get(h.header_bytes) << 16 | get(h.type_id) << 32 |
+           get(h.schema_version) << 48;
+  o.w[1] = get(h.producer_id) | get(h.classification) << 16 | get(h.content_type) << 24 |
+           get(h.flags) << 32 | get(h.key_id) << 48;
+  o.w[2] = get(h.timestamp_ns);
+  o.w[3] = get(h.sequence);
+  o.w[4] = id_word(h.event_id, 0);
+  o.w[5] = id_word(h.event_id, 1);
+  o.w[6] = id_word(h.idempotency_key, 0);
+  o.w[7] = id_word(h.idempotency_key, 1);
+  o.w[8] = id_word(h.correlation_id, 0);
+  o.w[9] = id_word(h.correlation_id, 1);
+  o.w[10] = id_word(h.causation_id, 0);
+  o.w[11] = id_word(h.causation_id, 1);
+  o.w[12] = get(h.entity_key_hash);
+  o.w[13] = get(h.entity_revision);
+  o.w[14] = get(h.payload_bytes) | get(h.entity_key_bytes) << 32 | get(h.reserved) << 48;
+  o.w[15] = get(h.origin_host) | get(h.checksum) << 32;
+  return o;
+}
+inline constexpr std::uint64_t kChecksumWordMask = 0x0000'0000'FFFF'FFFFull;  // word 15 sans checksum
+
+// The format-2 checksum of a header (its checksum field is ignored), key and payload.
+std::uint32_t envelope_checksum(const HeaderWords& header, std::span<const std::byte> key,
+                                std::span<const std::byte> payload);
 
 inline constexpr std::size_t envelope_bytes(std::size_t key_bytes, std::size_t payload_bytes) {
   return kEnvelopeHeaderBytes + key_bytes + payload_bytes;

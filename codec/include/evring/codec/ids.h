@@ -4,6 +4,7 @@
 // RFC 9562) byte order, so a byte-wise compare of two UUIDv7 ids orders them by time.
 #include <array>
 #include <cstdint>
+#include <cstring>
 #include <string>
 #include <string_view>
 
@@ -14,7 +15,13 @@ namespace evring {
 struct Id128 {
   std::array<std::uint8_t, 16> bytes{};
 
-  bool is_zero() const;
+  // Two 8-byte loads: called up to three times per publish (idempotency, correlation, causation).
+  bool is_zero() const {
+    std::uint64_t lo, hi;
+    std::memcpy(&lo, bytes.data(), 8);
+    std::memcpy(&hi, bytes.data() + 8, 8);
+    return (lo | hi) == 0;
+  }
   friend bool operator==(const Id128&, const Id128&) = default;
   friend auto operator<=>(const Id128&, const Id128&) = default;
 

@@ -271,9 +271,6 @@ class RingProducer {
   std::uint64_t gate_epoch_seen_ = ~0ull;
   std::vector<std::uint64_t> gate_cache_;  // per partition: a lower bound of the attached minimum
   std::unique_ptr<std::byte[]> discard_;   // claim target when overwrite lapped us (never read)
-  // Envelopes up to kStagedBytes are encoded here, then copied into the slot (write_event).
-  static constexpr std::size_t kStagedBytes = 4096;
-  std::unique_ptr<std::byte[]> staging_;
   bool light_fence_;  // register_light_fence() succeeded: notify_consumers() skips the fence
 };
 
