@@ -1,7 +1,7 @@
 // evring-bench: cross-process throughput and latency of the real evring Bus API.
 //
 //   evring-bench throughput [--payload B=64] [--partitions N=1] [--producers N=1]
-//                           [--consumers N=1] [--seconds S=1] [--batch N=1] [--dedup [--dedup-bits-per-key N=16]]
+//                           [--consumers N=1] [--seconds S=1] [--batch N=1] [--dedup [--dedup-bits-per-key N=64]]
 //                           [--runs N=5] [--cpus A,B] [--no-peers] [--json]
 //   evring-bench latency    [--payload B=64] [--rate EV_PER_S=100000] [--seconds S=1]
 //                           [--wait spin|yield|block] [--hgrm FILE] [--cpus A,B] [--no-peers]

@@ -44,7 +44,7 @@ struct Options {
   double seconds = 1.0;
   size_t batch = 1;
   bool dedup = false;
-  uint8_t dedup_bits = 16;  // bloom bits per key: 1 gives a filter that says "maybe" to most keys
+  uint8_t dedup_bits = 64;  // bloom bits per key: 1 gives a filter that says "maybe" to most keys
   int runs = 5;
   double rate = 100000;
   std::string wait = "spin";

@@ -181,7 +181,7 @@ void BM_BloomFalsePositiveRate(benchmark::State& state) {
   state.counters["target"] = std::pow(1.0 - std::exp(-kd * window / m), kd);
   state.counters["bits_set_k"] = k;
 }
-BENCHMARK(BM_BloomFalsePositiveRate)->Arg(1)->Arg(4)->Arg(8)->Arg(16)->Iterations(3);
+BENCHMARK(BM_BloomFalsePositiveRate)->Arg(1)->Arg(4)->Arg(8)->Arg(16)->Arg(32)->Arg(64)->Iterations(3);
 
 // No consumer attached: nothing gates the producer (reject mode has no slowest consumer).
 void BM_TryPublishNoConsumer(benchmark::State& state) {

@@ -6,6 +6,7 @@
 #include <xxhash.h>
 
 #include <algorithm>
+#include <bit>
 #include <cstring>
 
 #include "evring/core/wait.h"
@@ -127,11 +128,15 @@ Match confirm(const RingRegion& region, std::uint32_t p, std::uint64_t seq, cons
 BloomProbe bloom_probe(const Id128& key, std::uint32_t bloom_words, std::uint32_t bits) {
   XXH128_hash_t h = XXH3_128bits(key.bytes.data(), key.bytes.size());
   BloomProbe probe{h.low64 & (bloom_words - 1), 0};
-  std::uint64_t bit_source = h.high64;
+  // Pick i is the low 6 bits of high64 rotated right by 6i; from pick 10 on (64 bits give ten
+  // 6-bit picks) low64 >> 20, rotated right by 6(i - 10), is mixed in. Every producer of a bus
+  // must compute the same picks (this is part of the ring layout's meaning); written in closed
+  // form so the picks do not wait for one another (tests/core/dedup_test.cpp pins the sequence).
+  const std::uint64_t extra = h.low64 >> 20;
   for (std::uint32_t i = 0; i < bits; ++i) {
-    probe.mask |= std::uint64_t{1} << (bit_source & 63);
-    bit_source = (bit_source >> 6) | (bit_source << 58);
-    if (i == 9) bit_source ^= h.low64 >> 20;  // 64 bits give ten 6-bit picks: refresh
+    std::uint64_t source = std::rotr(h.high64, static_cast<int>((6 * i) % 64));
+    if (i >= 10) source ^= std::rotr(extra, static_cast<int>((6 * (i - 10)) % 64));
+    probe.mask |= std::uint64_t{1} << (source & 63);
   }
   return probe;
 }

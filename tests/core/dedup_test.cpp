@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <atomic>
+#include <bit>
 #include <cstring>
 #include <map>
 #include <set>
@@ -14,6 +15,8 @@
 
 #include "core/ring_fixture.h"
 #include "evring/core/dedup.h"
+
+#include <xxhash.h>
 
 namespace evring::core {
 namespace {
@@ -334,6 +337,29 @@ TEST(Dedup, KeysArePerPartition) {
   EXPECT_EQ(rig.publish("k", "p1", 0, e1), PublishResult::kOk) << "other partition: not a duplicate";
   EXPECT_EQ(rig.publish("k", "p0-dup", 0, e0), PublishResult::kDuplicate);
   EXPECT_EQ(rig.delivered().size(), 2u);
+}
+
+// The probe is part of the ring's cross-process contract: every producer must set and test the
+// same bits for a key. This is the definition as first written (one rotating 64-bit source,
+// refreshed from the low half after ten 6-bit picks); bloom_probe computes it in closed form.
+TEST(Dedup, BloomProbeKeepsTheLayoutVersionTwoBitPicks) {
+  IdGenerator ids(7);
+  for (int n = 0; n < 2000; ++n) {
+    const Id128 key = ids.next_trace_id();
+    const std::uint32_t words = 1u << (n % 12);
+    const std::uint32_t bits = 1 + n % 16;
+    XXH128_hash_t h = XXH3_128bits(key.bytes.data(), key.bytes.size());
+    std::uint64_t mask = 0, source = h.high64;
+    for (std::uint32_t i = 0; i < bits; ++i) {
+      mask |= std::uint64_t{1} << (source & 63);
+      source = (source >> 6) | (source << 58);
+      if (i == 9) source ^= h.low64 >> 20;
+    }
+    const BloomProbe probe = bloom_probe(key, words, bits);
+    ASSERT_EQ(probe.word, h.low64 & (words - 1)) << n;
+    ASSERT_EQ(probe.mask, mask) << "key " << key.to_hex() << " bits " << bits;
+    ASSERT_LE(std::popcount(probe.mask), static_cast<int>(bits));
+  }
 }
 
 }  // namespace
