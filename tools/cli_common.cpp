@@ -260,7 +260,8 @@ Status publish_status(core::PublishResult result, std::string_view context) {
     case core::PublishResult::kTooLarge: return Status::payload_too_large(msg);
     case core::PublishResult::kUnknownType: return Status::unknown_event_type(msg);
     case core::PublishResult::kDomainNotOwned: return Status::domain_not_owned(msg);
-    case core::PublishResult::kRevoked: return Status::unavailable(msg);
+    case core::PublishResult::kRevoked:
+    case core::PublishResult::kExclusive: return Status::unavailable(msg);
   }
   return Status(Code::kUnavailable, msg);
 }

@@ -77,6 +77,8 @@ void common_flags(CLI::App* cmd) {
   cmd->add_flag("--json")->description("print one JSON object (after the table)");
   cmd->add_flag("--huge-pages")->description(
       "back the bench buses with transparent huge pages (refused where shared-memory THP is off)");
+  cmd->add_flag("--exclusive")->description(
+      "producers publish exclusively: no locked instruction per claim (throughput: one producer)");
 }
 
 }  // namespace

@@ -2,10 +2,13 @@
 //
 //   evring-bench throughput [--payload B=64] [--partitions N=1] [--producers N=1]
 //                           [--consumers N=1] [--seconds S=1] [--batch N=1] [--dedup [--dedup-bits-per-key N=64]]
-//                           [--runs N=5] [--cpus A,B] [--no-peers] [--json]
+//                           [--runs N=5] [--cpus A,B] [--exclusive] [--no-peers] [--json]
 //   evring-bench latency    [--payload B=64] [--rate EV_PER_S=100000] [--seconds S=1]
-//                           [--wait spin|yield|block] [--hgrm FILE] [--cpus A,B] [--no-peers]
-//                           [--json]
+//                           [--wait spin|yield|block] [--hgrm FILE] [--cpus A,B] [--exclusive]
+//                           [--no-peers] [--json]
+// --exclusive: the producer publishes exclusively (RingProducer::set_exclusive: claims without a
+// locked instruction). Exclusive producers do not share partitions, so throughput allows it with
+// one producer only.
 //
 // Every process (producer, consumer, sender, echo) is a fork()ed child or the parent, attached to
 // a bus created by the parent under a unique name ("evb-<pid>-<n>") and removed at the end.
@@ -25,10 +28,11 @@ namespace {
 constexpr const char* kUsage =
     "usage: evring-bench throughput [--payload B] [--partitions N] [--producers N] [--consumers N]\n"
     "                               [--seconds S] [--batch N] [--dedup [--dedup-bits-per-key N]]\n"
-    "                               [--runs N] [--cpus A,B,...] [--huge-pages] [--no-peers] [--json]\n"
+    "                               [--runs N] [--cpus A,B,...] [--huge-pages] [--exclusive]\n"
+    "                               [--no-peers] [--json]\n"
     "       evring-bench latency [--payload B] [--rate EVENTS_PER_SEC] [--seconds S]\n"
     "                            [--wait spin|yield|block] [--hgrm FILE] [--runs N] [--cpus A,B]\n"
-    "                            [--huge-pages] [--no-peers] [--json]";
+    "                            [--huge-pages] [--exclusive] [--no-peers] [--json]";
 
 [[noreturn]] void usage(const std::string& why) { throw std::invalid_argument(why); }
 
@@ -77,6 +81,7 @@ Options parse(int argc, char** argv) {
     else if (a == "--no-peers") o.peers = false;
     else if (a == "--json") o.json = true;
     else if (a == "--huge-pages") o.huge_pages = true;
+    else if (a == "--exclusive") o.exclusive = true;
     else usage("unknown option '" + a + "'");
   }
   if (o.payload < 24) usage("--payload must be >= 24 (seq, key and timestamps travel in it)");
@@ -86,6 +91,8 @@ Options parse(int argc, char** argv) {
       o.rate <= 0)
     usage("bad numeric option");
   if (o.wait != "spin" && o.wait != "yield" && o.wait != "block") usage("--wait spin|yield|block");
+  if (o.exclusive && o.producers > 1)
+    usage("--exclusive needs --producers 1: exclusive producers do not share a partition");
   for (int c : o.cpus)
     if (!cpu_allowed(c)) usage("cpu " + std::to_string(c) + " not in this process's affinity");
   return o;

@@ -53,6 +53,7 @@ struct Options {
   bool peers = true;
   bool json = false;
   bool huge_pages = false;
+  bool exclusive = false;  // producers publish exclusively (RingProducer::set_exclusive)
 };
 
 template <class T>

@@ -70,6 +70,7 @@ LatencyResult one_way(const Options& o) {
         pin_current_thread(o.cpus[0]);
         auto b = must(Bus::open(name), "Bus::open (sender)");
         auto p = must(b->producer("lat", {"lat"}), "Bus::producer");
+        p->set_exclusive(o.exclusive);
         const uint16_t type = must(p->resolve("lat.event"), "resolve");
         core::PublishRequest req = make_request(*p, type);
         std::vector<std::byte> buf(o.payload);
@@ -133,6 +134,7 @@ core::Histogram round_trip(const Options& o) {
   BusGuard gb{b};
   auto back = must(bus_b->consumer("initiator"), "Bus::consumer pong");
   auto out = must(bus_a->producer("ping", {"ping"}), "Bus::producer ping");
+  out->set_exclusive(o.exclusive);
   const uint16_t ping_type = must(out->resolve("ping.event"), "resolve ping");
   auto* ctl = shared_anon<PeerControl>();
   core::Histogram h;
@@ -144,6 +146,7 @@ core::Histogram round_trip(const Options& o) {
         auto bb = must(Bus::open(b), "Bus::open pong");
         auto in = must(ba->consumer("echo"), "Bus::consumer ping");
         auto p = must(bb->producer("pong", {"pong"}), "Bus::producer pong");
+        p->set_exclusive(o.exclusive);
         const uint16_t type = must(p->resolve("pong.event"), "resolve pong");
         core::PublishRequest req = make_request(*p, type);
         std::vector<std::byte> buf(o.payload);

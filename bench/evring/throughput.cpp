@@ -66,6 +66,7 @@ void producer_main(const Options& o, const std::string& bus_name, ThroughputShar
   pin_current_thread(throughput_cpu(o, idx));
   auto bus = must(Bus::open(bus_name), "Bus::open (producer)");
   auto prod = must(bus->producer("bench", {"bench"}), "Bus::producer");
+  prod->set_exclusive(o.exclusive);
   const uint16_t type = must(prod->resolve("bench.event"), "resolve");
   std::vector<std::string> keys;
   for (int k = 0; k < kKeysPerProducer; ++k)

@@ -221,6 +221,15 @@ Result<std::uint32_t> RingRegion::acquire_lane(std::uint32_t pid, std::uint64_t 
         continue;
       // The CAS makes the lane ours; a racing taker of the same lane fails and moves on.
       if (!l.state.compare_exchange_strong(st, 2, std::memory_order_acq_rel)) continue;
+      if (pass == 1) {
+        // A dead owner may have held partitions exclusively: free them, or they would look
+        // held by the (live) new owner of this lane.
+        for (std::uint32_t p = 0; p < config_.partitions; ++p) {
+          std::uint32_t expected = i + 1;
+          (void)partition(p).exclusive_owner.compare_exchange_strong(
+              expected, 0, std::memory_order_acq_rel, std::memory_order_relaxed);
+        }
+      }
       l.owner_pid = pid;
       l.owner_start = start_time;
       l.producer_id = producer_id;
@@ -276,6 +285,8 @@ std::string_view describe(PublishResult r) {
     case PublishResult::kDuplicate: return "duplicate idempotency key: dropped";
     case PublishResult::kRevoked:
       return "the claimed slot was abandoned before it was written (producer presumed dead)";
+    case PublishResult::kExclusive:
+      return "partition held by another producer publishing exclusively";
   }
   return "invalid result";
 }
@@ -289,6 +300,7 @@ RingProducer::RingProducer(RingRegion region, std::uint16_t producer_id, std::ui
       lane_index_(lane),
       lane_(&region.lane(lane)),
       policy_(policy),
+      owned_(region.config().partitions, 0),
       gate_cache_(region.config().partitions, 0),
       discard_(new std::byte[region.config().slot_bytes]),
       light_fence_(register_light_fence()) {}
@@ -316,7 +328,30 @@ PublishResult RingProducer::claim(std::uint32_t p, std::uint64_t wanted, std::ui
   }
   // Relaxed: the owner alone writes its lane; the CAS below (release) publishes the intent.
   lane_->partition.store(p, std::memory_order_relaxed);
-  lane_->count.store(static_cast<std::uint32_t>(wanted), std::memory_order_relaxed);
+  if (exclusive_) {
+    lane_->count.store(static_cast<std::uint32_t>(wanted), std::memory_order_relaxed);
+    if (!owned_[p]) [[unlikely]] {
+      if (PublishResult r = acquire_exclusive(p); r != PublishResult::kOk) {
+        end_claim();
+        return r;
+      }
+    }
+  } else {
+    // SYNC POINT (Dekker with acquire_exclusive): our intent (a seq_cst exchange, so also
+    // releasing the partition stored above), then the owner word (seq_cst load); the taker CASes
+    // the owner word (seq_cst), then loads every lane's intent (seq_cst). Either we see its mark
+    // and back off, or it sees our intent and waits until this claim is finished. The locked
+    // exchange drains the store buffer, which the head CAS below would drain anyway (an mfence
+    // here measured slower).
+    (void)lane_->count.exchange(static_cast<std::uint32_t>(wanted), std::memory_order_seq_cst);
+    if (std::uint32_t owner = part.exclusive_owner.load(std::memory_order_seq_cst); owner != 0)
+        [[unlikely]] {
+      if (!exclusive_holder_gone(p, owner)) {
+        end_claim();
+        return PublishResult::kExclusive;
+      }
+    }
+  }
   std::uint64_t head = part.head.load(std::memory_order_relaxed);
   while (true) {
     std::uint64_t n = wanted;
@@ -348,6 +383,15 @@ PublishResult RingProducer::claim(std::uint32_t p, std::uint64_t wanted, std::ui
       n = usable;
     }
     lane_->first.store(head, std::memory_order_relaxed);
+    if (exclusive_) {
+      // Nobody else writes head while we hold the partition: a plain store claims, and its
+      // release publishes the intent as the CAS's does. No locked instruction, so the slot
+      // stores of the previous event drain in the background instead of stalling this claim.
+      part.head.store(head + n, std::memory_order_release);
+      *first = head;
+      *got = n;
+      return PublishResult::kOk;
+    }
     // SYNC POINT (release): a consumer that acquires head past `head` sees the intent above.
     // The acquire that makes slot reuse safe in reject mode was the cursor load in
     // min_attached_cursor(); overwrite mode does not look at consumers.
@@ -381,6 +425,70 @@ bool RingProducer::previous_lap_finished(std::uint32_t p, std::uint64_t seq) con
   if (word_sequence(w) != seq - capacity) return word_sequence(w) > seq - capacity;
   SlotState st = word_state(w);
   return st != SlotState::kWriting && st != SlotState::kPending;
+}
+
+RingProducer::~RingProducer() { set_exclusive(false); }
+
+void RingProducer::set_exclusive(bool on) {
+  if (!on) {
+    const std::uint32_t me = lane_index_ + 1;
+    for (std::uint32_t p = 0; p < owned_.size(); ++p) {
+      if (!owned_[p]) continue;
+      owned_[p] = 0;
+      std::uint32_t expected = me;
+      // Release: our last head store and intents are visible to the sharers that see it free.
+      (void)region_.partition(p).exclusive_owner.compare_exchange_strong(
+          expected, 0, std::memory_order_release, std::memory_order_relaxed);
+    }
+  }
+  exclusive_ = on;
+}
+
+bool RingProducer::exclusive_holder_gone(std::uint32_t p, std::uint32_t owner) const {
+  const std::uint32_t holder = owner - 1;
+  if (holder < region_.config().producer_lanes) {
+    const ProducerLane& l = region_.lane(holder);
+    // Acquire pairs with acquire_lane's release of the owner fields.
+    if (l.state.load(std::memory_order_acquire) != 0 &&
+        (!alive_ || alive_(l.owner_pid, l.owner_start)))
+      return false;  // alive (or no way to tell): it keeps the partition
+  }
+  // A free lane, a dead owner, or a value that names no lane (scribbled): free the partition.
+  // Its unfinished claims are covered by its lane's intent: consumers abandon those slots.
+  std::uint32_t expected = owner;
+  (void)region_.partition(p).exclusive_owner.compare_exchange_strong(
+      expected, 0, std::memory_order_acq_rel, std::memory_order_relaxed);
+  return true;
+}
+
+PublishResult RingProducer::acquire_exclusive(std::uint32_t p) {
+  std::atomic<std::uint32_t>& owner = region_.partition(p).exclusive_owner;
+  const std::uint32_t me = lane_index_ + 1;
+  std::uint32_t current = 0;
+  // SYNC POINT: seq_cst CAS, then the lane reads below (Dekker with claim(), see there).
+  while (!owner.compare_exchange_strong(current, me, std::memory_order_seq_cst)) {
+    if (current == me) break;  // ours already (taken before a set_exclusive(false) elsewhere)
+    if (!exclusive_holder_gone(p, current)) return PublishResult::kExclusive;
+    current = 0;
+  }
+  // Sharers that passed their check before our mark may still be between it and the end of
+  // their claim: wait until each has finished (its intent idle or elsewhere), or is dead.
+  for (std::uint32_t i = 0; i < region_.config().producer_lanes; ++i) {
+    if (i == lane_index_) continue;
+    const ProducerLane& l = region_.lane(i);
+    for (std::uint32_t spins = 0;; ++spins) {
+      // seq_cst: the other half of the Dekker pairing in claim(); it also acquires end_claim's
+      // release, so the lane's slots are finished when we see it idle.
+      if (l.count.load(std::memory_order_seq_cst) == 0 ||
+          l.partition.load(std::memory_order_relaxed) != p)
+        break;
+      if (l.state.load(std::memory_order_acquire) == 0) break;
+      if (alive_ && spins >= 64 && !alive_(l.owner_pid, l.owner_start)) break;
+      cpu_relax(spins);
+    }
+  }
+  owned_[p] = 1;
+  return PublishResult::kOk;
 }
 
 void RingProducer::end_claim() {

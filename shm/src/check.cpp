@@ -330,6 +330,12 @@ class Checker {
     if (abandoned > head)
       add(where + ": abandoned count " + std::to_string(abandoned) + " exceeds head " +
           std::to_string(head) + " (more slots abandoned than ever claimed)");
+    // An exclusive holder is a producer lane (index + 1). Producers free a mark that names no
+    // lane when they meet it, so this is a finding about the bytes, not a stuck bus.
+    if (const std::uint32_t owner = ph.exclusive_owner.load(std::memory_order_relaxed);
+        owner > c.producer_lanes)
+      add(where + ": exclusive owner " + std::to_string(owner) + " names no producer lane (" +
+          std::to_string(c.producer_lanes) + " lanes)");
 
     const std::uint64_t slots = c.slots_per_partition;
     const std::size_t envelope_room = c.slot_bytes - core::kSlotHeaderBytes;

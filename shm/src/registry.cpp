@@ -226,7 +226,10 @@ Producer::Producer(std::shared_ptr<Bus> bus, std::uint16_t id, std::uint32_t lan
   ring_.set_liveness(&owner_alive);
 }
 
-Producer::~Producer() { bus_->ring().release_lane(ring_.lane()); }
+Producer::~Producer() {
+  ring_.set_exclusive(false);  // before the lane can be handed to someone else
+  bus_->ring().release_lane(ring_.lane());
+}
 
 core::PublishResult Producer::retry_after_sweep(const core::PublishRequest& request,
                                                 core::PublishReceipt* receipt) {

@@ -28,7 +28,7 @@ std::uint64_t read_le(const std::byte* base, std::size_t off, std::size_t size) 
   return v;
 }
 
-TEST(RingLayoutGoldenTest, VersionIsFrozen) { EXPECT_EQ(kRingLayoutVersion, 2u); }
+TEST(RingLayoutGoldenTest, VersionIsFrozen) { EXPECT_EQ(kRingLayoutVersion, 3u); }
 
 TEST(RingLayoutGoldenTest, RingHeaderFields) {
   EXPECT_EQ(sizeof(RingHeader), 256u);
@@ -94,6 +94,7 @@ TEST(RingLayoutGoldenTest, PartitionHeaderFields) {
   EXPECT_EQ(offsetof(PartitionHeader, rejected), 64u);
   EXPECT_EQ(offsetof(PartitionHeader, abandoned), 72u);
   EXPECT_EQ(offsetof(PartitionHeader, deduplicated), 80u);
+  EXPECT_EQ(offsetof(PartitionHeader, exclusive_owner), 88u);
 }
 
 TEST(RingLayoutGoldenTest, SlotHeaderFieldsAndWordEncoding) {

@@ -107,6 +107,16 @@ TEST_F(CheckTest, MoreAbandonedThanClaimedIsReported) {
                                    " (more slots abandoned than ever claimed)"));
 }
 
+TEST_F(CheckTest, AnExclusiveOwnerThatNamesNoLaneIsReported) {
+  const std::uint32_t lanes = bus_->ring().config().producer_lanes;
+  poke<std::uint32_t>(offset_of(&bus_->ring().partition(busy_).exclusive_owner), lanes);
+  EXPECT_THAT(findings(), IsEmpty()) << "the last lane (index lanes - 1) is a valid owner";
+  poke<std::uint32_t>(offset_of(&bus_->ring().partition(busy_).exclusive_owner), lanes + 1);
+  EXPECT_THAT(findings(), Contains(partition_name() + ": exclusive owner " +
+                                   std::to_string(lanes + 1) + " names no producer lane (" +
+                                   std::to_string(lanes) + " lanes)"));
+}
+
 TEST_F(CheckTest, SlotWordsWithUnknownStateMisplacedOrFutureSequencesAreReported) {
   const std::string at = partition_name() + " slot ";
   poke<std::uint64_t>(slot_at(busy_, 0), 7);  // sequence 0, state 7

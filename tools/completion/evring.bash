@@ -38,8 +38,8 @@ _evring_bool_flags() {
     ls | stat | inspect) echo "--help --json" ;;
     create) echo "--help --huge-pages" ;;
     publish) echo "--help --jsonl" ;;
-    bench-throughput) echo "--help --no-peers --json --huge-pages --dedup" ;;
-    bench-latency) echo "--help --no-peers --json --huge-pages" ;;
+    bench-throughput) echo "--help --no-peers --json --huge-pages --exclusive --dedup" ;;
+    bench-latency) echo "--help --no-peers --json --huge-pages --exclusive" ;;
     bench-peers) echo "--help --quick --json" ;;
     *) echo "--help" ;;
   esac

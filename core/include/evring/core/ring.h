@@ -4,7 +4,8 @@
 // Thread safety:
 //  - RingRegion is a view; copying it is free; all its methods may be called from any thread.
 //  - RingProducer: one per thread. Any number of RingProducers, in any number of processes,
-//    may publish into the same partitions concurrently (lock-free claim by CAS/fetch_add).
+//    may publish into the same partitions concurrently (lock-free claim by CAS), unless one
+//    publishes exclusively (set_exclusive): then it alone claims there, with plain stores.
 //  - RingConsumer: one per thread; each consumer index belongs to exactly one RingConsumer at a
 //    time (the shm registry enforces it). Consumers never write anything a producer writes.
 //
@@ -186,6 +187,7 @@ enum class [[nodiscard]] PublishResult : std::uint8_t {
   kDomainNotOwned,  // type of a domain this producer does not own
   kDuplicate,       // dropped by the dedup filter (not an error)
   kRevoked,         // the claimed slot was abandoned before it was written (see resolve_stuck)
+  kExclusive,       // the partition is held by another, live, exclusive producer
 };
 std::string_view describe(PublishResult r);
 
@@ -223,6 +225,20 @@ class RingProducer {
   PublishResult commit(Claim& claim);
   void abort(Claim& claim);   // marks the slot abandoned: consumers skip it
 
+  // Exclusive mode: this producer takes each partition it publishes to for itself (the first
+  // publish into a partition takes it) and then claims with plain stores instead of a CAS on
+  // the partition head: no locked instruction per event, whose wait for the store buffer to
+  // drain was most of a cross-core publish. Others publishing there get kExclusive until it is
+  // released: set_exclusive(false), destruction, or its process dying (the next producer that
+  // looks finds the holder dead and frees the partition). A partition held by another live
+  // producer refuses this one with kExclusive too. Like Aeron's exclusive publication or the
+  // Disruptor's single-producer sequencer, but taken and given back at run time.
+  void set_exclusive(bool on);
+  bool exclusive() const { return exclusive_; }
+  ~RingProducer();  // releases exclusively held partitions
+  RingProducer(const RingProducer&) = delete;
+  RingProducer& operator=(const RingProducer&) = delete;
+
   std::uint16_t producer_id() const { return producer_id_; }
   std::uint32_t lane() const { return lane_index_; }
   // Lets an overwrite-mode producer waiting behind a slot a lap old abandon it when its writer
@@ -258,6 +274,11 @@ class RingProducer {
   void notify_consumers();  // wakes blocked consumers, if any (after a final slot store)
   static constexpr std::size_t kBatchRun = 64;  // most slots one batch claim takes
   bool previous_lap_finished(std::uint32_t p, std::uint64_t seq) const;
+  // Exclusive mode (cold): takes partition p (kOk) or says who holds it (kExclusive).
+  PublishResult acquire_exclusive(std::uint32_t p);
+  // Partition p is held by lane owner - 1: true (and the partition freed) when that producer is
+  // gone (lane free or its process dead); false when it is alive.
+  bool exclusive_holder_gone(std::uint32_t p, std::uint32_t owner) const;
   // Starts fetching the lines of slot seq of partition p (after the first) for writing.
   void prefetch_for_write(std::uint32_t p, std::uint64_t seq) const;
   static constexpr std::size_t kPrefetchBytes = 1024;  // at most this much of a slot
@@ -271,6 +292,8 @@ class RingProducer {
   const TypePolicy* policy_;
   IdGenerator ids_;
   UnixClock clock_;  // event timestamps (TSC-extrapolated CLOCK_REALTIME, see clock.h)
+  bool exclusive_ = false;
+  std::vector<std::uint8_t> owned_;  // per partition: held exclusively by us
   std::uint64_t gate_epoch_seen_ = ~0ull;
   std::vector<std::uint64_t> gate_cache_;  // per partition: a lower bound of the attached minimum
   std::unique_ptr<std::byte[]> discard_;   // claim target when overwrite lapped us (never read)

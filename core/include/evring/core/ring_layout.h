@@ -32,7 +32,9 @@ namespace evring::core {
 // the fence before reading `sleepers` (sleepers issue membarrier instead), and a dedup producer
 // sets its bloom bits before writing its slot, PENDING marking only confirmers. A version-1
 // process on the same ring could miss a wake-up or let a duplicate through.
-inline constexpr std::uint32_t kRingLayoutVersion = 2;
+// 3: PartitionHeader::exclusive_owner (an exclusive producer advances head with plain stores;
+// a version-2 producer would not look at it and CAS head under it).
+inline constexpr std::uint32_t kRingLayoutVersion = 3;
 inline constexpr std::size_t kCacheLine = 64;
 
 enum class Overflow : std::uint32_t {
@@ -181,6 +183,12 @@ static_assert(offsetof(CursorLine, read_position) == 48);
 // |  64 |    8 | rejected (atomic)  | publishes refused Full (relaxed counter)                 |
 // |  72 |    8 | abandoned (atomic) | claimed slots marked abandoned (relaxed counter)         |
 // |  80 |    8 | deduplicated       | reserved for the dedup filter (relaxed counter)          |
+// |  88 |    4 | exclusive_owner    | 0: producers share the partition and claim by CAS;        |
+// |     |      |  (atomic)          | lane index + 1: that lane's producer holds it exclusively |
+// |     |      |                    | and advances head with plain release stores. Set by CAS  |
+// |     |      |                    | (seq_cst) then the taker waits out claims already past   |
+// |     |      |                    | their check; sharers store their intent, fence (seq_cst) |
+// |     |      |                    | and then read it (Dekker: one of the two sees the other)  |
 // | 128 |  128 | reserved           | dedup filter offsets, future use                         |
 // ---------------------------------------------------------------------------------------------
 struct PartitionHeader {
@@ -192,7 +200,8 @@ struct PartitionHeader {
   std::atomic<std::uint64_t> rejected;
   std::atomic<std::uint64_t> abandoned;
   std::atomic<std::uint64_t> deduplicated;
-  std::uint8_t reserved1[40];
+  std::atomic<std::uint32_t> exclusive_owner;
+  std::uint8_t reserved1[36];
   std::uint8_t reserved2[128];
 };
 static_assert(std::is_standard_layout_v<PartitionHeader>);
@@ -201,6 +210,7 @@ static_assert(offsetof(PartitionHeader, head) == 0);
 static_assert(offsetof(PartitionHeader, rejected) == 64);
 static_assert(offsetof(PartitionHeader, abandoned) == 72);
 static_assert(offsetof(PartitionHeader, deduplicated) == 80);
+static_assert(offsetof(PartitionHeader, exclusive_owner) == 88);
 
 // ---------------------------------------------------------------------------------------------
 // Slot (slot_bytes, 64-aligned)

@@ -243,6 +243,12 @@ class Producer {
     return try_publish(r);
   }
 
+  // Publish exclusively (core::RingProducer::set_exclusive): each partition this producer
+  // publishes to is taken for it alone and claimed without a locked instruction; other
+  // producers get kExclusive there until it is released (false, destruction, or death).
+  void set_exclusive(bool on) { ring_.set_exclusive(on); }
+  bool exclusive() const { return ring_.exclusive(); }
+
   std::uint16_t id() const { return ring_.producer_id(); }
   const std::string& service() const { return service_; }
   const std::vector<std::string>& domains() const { return domains_; }
