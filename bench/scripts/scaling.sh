@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Scaling matrix and same-run references for issue #5, on whatever machine runs it.
 #   producers 1 2 4 8 over 1 and 8 partitions (1 consumer); consumers 1 2 4 (1 producer);
-#   the 1+1 headline (batch 1 and 16, dedup) with bare_spsc in the same run; latency + RTT
+#   the 1+1 headline (batch 1 and 16, exclusive, dedup) with bare_spsc in the same run, and five
+#   interleaved rounds of shared / exclusive / dedup; latency + RTT (shared and exclusive)
 #   beside the ping-pong; every peer case.
 # Every process gets its own CPU when the machine has enough (--cpus 0..N-1). Outputs one file
 # per run (table + a JSON last line) under OUT. Static binaries carried to a bare machine:
@@ -29,9 +30,19 @@ run() {  # run NAME TIMEOUT CMD...
 }
 
 run tp_1p1c 90 "$B" throughput --cpus 0,1 --seconds "$DUR" --runs 5 --json
+run tp_1p1c_exclusive 90 "$B" throughput --cpus 0,1 --seconds "$DUR" --runs 5 --exclusive --json
 run tp_1p1c_batch16 90 "$B" throughput --cpus 0,1 --seconds "$DUR" --runs 5 --batch 16 --json
 run tp_1p1c_dedup 90 "$B" throughput --cpus 0,1 --seconds "$DUR" --runs 5 --dedup --no-peers --json
+# Interleaved rounds (shared, exclusive, dedup, one run each with its bare_spsc): the ratios
+# between the three come from runs minutes apart at most, not from separate blocks.
+for r in 1 2 3 4 5; do
+  run "round${r}_shared" 60 "$B" throughput --cpus 0,1 --seconds "$DUR" --runs 1 --json
+  run "round${r}_exclusive" 60 "$B" throughput --cpus 0,1 --seconds "$DUR" --runs 1 --exclusive --json
+  run "round${r}_dedup" 60 "$B" throughput --cpus 0,1 --seconds "$DUR" --runs 1 --dedup --json
+done
 run lat_spin 90 "$B" latency --cpus 0,1 --seconds 2 --json --hgrm "$OUT/lat_spin.hgrm"
+run lat_spin_exclusive 90 "$B" latency --cpus 0,1 --seconds 2 --exclusive --json \
+  --hgrm "$OUT/lat_spin_exclusive.hgrm"
 run lat_block 90 "$B" latency --cpus 0,1 --seconds 2 --wait block --no-peers --json --hgrm "$OUT/lat_block.hgrm"
 run peers 180 "$P" --cpus 0,1 --runs "$RUNS" --seconds "$DUR" --json
 for parts in 1 8; do
