@@ -15,6 +15,15 @@ std::uint32_t checksum_of(const EnvelopeHeader& h, std::span<const std::byte> ke
   return envelope_checksum(pack_header(h), key, payload);
 }
 
+// The same, for a header that lies in memory as bytes (a reader's buffer): its 128 bytes are
+// the words already, so they are copied whole instead of packed field by field.
+std::uint32_t checksum_of_bytes(const std::byte* header, std::span<const std::byte> key,
+                                std::span<const std::byte> payload) {
+  HeaderWords words;
+  std::memcpy(words.w, header, sizeof words.w);
+  return envelope_checksum(words, key, payload);
+}
+
 }  // namespace
 
 std::string_view classification_name(Classification c) {
@@ -81,7 +90,7 @@ void seal_envelope(std::span<std::byte> envelope) {
   std::memcpy(&h, envelope.data(), sizeof h);
   auto key = envelope.subspan(h.header_bytes, h.entity_key_bytes);
   auto payload = envelope.subspan(std::size_t{h.header_bytes} + h.entity_key_bytes, h.payload_bytes);
-  const std::uint32_t sum = checksum_of(h, key, payload);
+  const std::uint32_t sum = checksum_of_bytes(envelope.data(), key, payload);
   std::memcpy(envelope.data() + kChecksumOffset, &sum, sizeof sum);
 }
 
@@ -108,8 +117,8 @@ EnvelopeCheck decode_envelope(std::span<const std::byte> bytes, EnvelopeView* ou
   if (body > bytes.size() - h.header_bytes) return EnvelopeCheck::kBadLength;
   auto body_span = bytes.subspan(h.header_bytes, body);
   // Header bytes past 128 (fields a newer writer appended) are not covered, as in format 1.
-  if (checksum_of(h, body_span.first(h.entity_key_bytes), body_span.subspan(h.entity_key_bytes)) !=
-      h.checksum)
+  if (checksum_of_bytes(bytes.data(), body_span.first(h.entity_key_bytes),
+                        body_span.subspan(h.entity_key_bytes)) != h.checksum)
     return EnvelopeCheck::kBadChecksum;
   out->key = body_span.first(h.entity_key_bytes);
   out->payload = body_span.subspan(h.entity_key_bytes);
