@@ -90,6 +90,23 @@ TEST_F(BenchVerbTest, PeersRunTheReferenceCases) {
   EXPECT_TRUE(j.is_object());
 }
 
+TEST_F(BenchVerbTest, ExclusiveThroughputAndRoundTripAccountForEveryEvent) {
+  Output o = run({"bench", "throughput", "--seconds", "0.2", "--runs", "1", "--exclusive",
+                  "--no-peers", "--json"});
+  ASSERT_EQ(o.code, 0) << o.err;
+  EXPECT_NE(o.out.find("all events accounted for"), std::string::npos) << o.out;
+  json j = last_json_line(o.out);
+  const std::uint64_t published = j["runs"][0]["published"];
+  EXPECT_GT(published, 0u);
+  EXPECT_EQ(j["runs"][0]["delivered_per_consumer"][0].get<std::uint64_t>(), published);
+  o = run({"bench", "latency", "--seconds", "0.2", "--rate", "20000", "--exclusive", "--no-peers",
+           "--json"});
+  ASSERT_EQ(o.code, 0) << o.err;
+  j = last_json_line(o.out);
+  EXPECT_GT(j["count"].get<std::uint64_t>(), 0u);
+  EXPECT_GT(j["rtt_count"].get<std::uint64_t>(), 0u);
+}
+
 TEST_F(BenchVerbTest, BadFlagsAreOneLineUsageErrors) {
   Output o = run({"bench", "throughput", "--payload", "x"});
   EXPECT_EQ(o.code, 2);
@@ -106,6 +123,9 @@ TEST_F(BenchVerbTest, BadFlagsAreOneLineUsageErrors) {
   o = run({"bench", "throughput", "--producers", "17"});
   EXPECT_EQ(o.code, 2);
   expect_one_error_line(o, "--producers/--consumers must be 1..16");
+  o = run({"bench", "throughput", "--producers", "2", "--exclusive"});
+  EXPECT_EQ(o.code, 2);
+  expect_one_error_line(o, "--exclusive needs --producers 1: exclusive producers do not share a partition");
   o = run({"bench"});
   EXPECT_EQ(o.code, 2);
   expect_one_error_line(o, "subcommand");
