@@ -16,6 +16,16 @@ namespace evring::core {
 namespace {
 
 constexpr std::uint64_t kAnchorIntervalNs = 1'000'000;
+// A realtime read takes ~25-60 ns (vDSO); bracketing TSC reads further apart than this (10 us at
+// a 5 GHz TSC, 50 us at 1 GHz) mean the thread was interrupted in between.
+constexpr std::uint64_t kAnchorMaxTicks = 50'000;
+constexpr int kAnchorAttempts = 8;
+// Calls further apart than this re-anchor (and restart calibration); a publishing thread calls
+// every few hundred ns, so only sleeps and preemptions pay a realtime read.
+constexpr std::uint64_t kGapNs = 50'000;
+// An extrapolation found this far from the realtime clock at the next anchor drops the
+// calibration (values already returned were off by up to this much, or by the gap's shortfall).
+constexpr std::uint64_t kMaxDriftNs = 5'000;
 __extension__ typedef unsigned __int128 u128;  // g++/clang: 64x64 -> 128-bit products
 
 #if defined(__x86_64__)
@@ -57,8 +67,14 @@ std::uint64_t UnixClock::now_ns() {
   if (!tsc_usable_) return unix_now_ns();
   const std::uint64_t tsc = read_tsc();
   const std::uint64_t ticks = tsc - tsc_anchor_;
-  if (ticks >= reanchor_ticks_) [[unlikely]]
-    return reanchor(tsc);
+  const std::uint64_t since_last = tsc - last_tsc_;
+  last_tsc_ = tsc;
+  // Re-anchor every ~1 ms, and after every gap between calls (the thread slept or was
+  // descheduled): on some VMs the TSC advances less than real time while a vCPU is off its
+  // host CPU (seen: 360 us of ticks over an 860 us sleep), so no extrapolation across a gap.
+  const bool gap = gap_ticks_ != 0 && since_last >= gap_ticks_;  // 0: not calibrated yet
+  if (ticks >= reanchor_ticks_ || gap) [[unlikely]]
+    return reanchor(gap);
   // ticks < ~1 ms worth (< 2^32 at any real TSC rate) and scale < 2^34: the product fits.
   std::uint64_t v = ns_anchor_ + ((ticks * scale_q32_) >> 32);
   v = std::max(v, last_);
@@ -66,10 +82,38 @@ std::uint64_t UnixClock::now_ns() {
   return v;
 }
 
-std::uint64_t UnixClock::reanchor(std::uint64_t tsc) {
-  const std::uint64_t ns = unix_now_ns();
-  if (cal_ns_ == 0 || tsc <= cal_tsc_ || ns <= cal_ns_) {
-    cal_tsc_ = tsc;  // first call, or the clock stepped back: start calibrating afresh
+std::uint64_t UnixClock::reanchor(bool after_gap) {
+  std::uint64_t tsc = 0;
+  // The anchor is a (TSC, CLOCK_REALTIME) pair read as one instant: a thread preempted between
+  // the two reads would pair a TSC with a realtime that is late by the preemption, and every
+  // value extrapolated from it (and the next calibration) would be off by as much (a CI run saw
+  // 0.5 ms). So the realtime read is bracketed by two TSC reads and retried when they lie far
+  // apart; the pair uses their midpoint.
+  std::uint64_t ns = 0;
+  for (int attempt = 0; attempt < kAnchorAttempts; ++attempt) {
+    const std::uint64_t t0 = read_tsc();
+    ns = unix_now_ns();
+    const std::uint64_t t1 = read_tsc();
+    tsc = t0 + (t1 - t0) / 2;
+    if (t1 - t0 <= kAnchorMaxTicks) break;
+  }
+  // Did the extrapolation still agree with the realtime clock? If not, the TSC does not track
+  // it here (or the clock was stepped): drop the calibration, so that calls read the realtime
+  // clock until a clean interval has calibrated again.
+  if (scale_q32_ != 0 && tsc > tsc_anchor_ && tsc - tsc_anchor_ < 4 * reanchor_ticks_) {
+    const std::uint64_t predicted = ns_anchor_ + ((tsc - tsc_anchor_) * scale_q32_ >> 32);
+    const std::uint64_t drift = predicted > ns ? predicted - ns : ns - predicted;
+    if (drift > kMaxDriftNs) {
+      scale_q32_ = 0;
+      reanchor_ticks_ = 0;
+      gap_ticks_ = 0;
+      cal_ns_ = 0;
+    }
+  }
+  if (cal_ns_ == 0 || after_gap || tsc <= cal_tsc_ || ns <= cal_ns_) {
+    // First call, a gap (its ticks may not be real time), or the clock stepped back: start a
+    // calibration interval afresh.
+    cal_tsc_ = tsc;
     cal_ns_ = ns;
   } else if (ns - cal_ns_ >= kAnchorIntervalNs) {
     // Ticks per ns over the last interval (>= 1 ms, so the ~24 ns read jitter is < 3e-5).
@@ -79,6 +123,7 @@ std::uint64_t UnixClock::reanchor(std::uint64_t tsc) {
       scale_q32_ = scale;
       reanchor_ticks_ = static_cast<std::uint64_t>(
           (static_cast<u128>(kAnchorIntervalNs) << 32) / scale);
+      gap_ticks_ = reanchor_ticks_ * kGapNs / kAnchorIntervalNs;
     }
     cal_tsc_ = tsc;
     cal_ns_ = ns;

@@ -3,9 +3,11 @@
 //
 // clock_gettime(CLOCK_REALTIME) costs ~24 ns on the machines we measure (vDSO, TSC clocksource):
 // a fifth of a publish. UnixClock reads the TSC (~8 ns) and extrapolates from an anchor taken
-// with clock_gettime, re-anchoring about every millisecond, so its error stays within what a
-// 1 ms linear extrapolation drifts (well under a microsecond) and NTP steps reach it within a
-// millisecond. Used only where the CPU promises an invariant TSC and the kernel itself keeps time
+// with clock_gettime, re-anchoring about every millisecond and after every gap of 50 us between
+// calls, so its error stays within what a 1 ms linear extrapolation drifts (well under a
+// microsecond) and NTP steps reach it within a millisecond. An anchor that finds the
+// extrapolation more than 5 us off drops the calibration (the TSC does not track real time
+// there: seen on a KVM guest across vCPU sleeps) until a clean millisecond recalibrates. Used only where the CPU promises an invariant TSC and the kernel itself keeps time
 // with it (clocksource "tsc"); otherwise every call is clock_gettime.
 //
 // Values returned by one UnixClock never go backwards. One instance per thread (it is not
@@ -22,13 +24,15 @@ class UnixClock {
   bool uses_tsc() const { return tsc_usable_; }
 
  private:
-  std::uint64_t reanchor(std::uint64_t tsc);
+  std::uint64_t reanchor(bool after_gap);
 
   bool tsc_usable_;
   std::uint64_t tsc_anchor_ = 0;     // TSC at the last anchor
   std::uint64_t ns_anchor_ = 0;      // CLOCK_REALTIME at the last anchor
   std::uint64_t scale_q32_ = 0;      // nanoseconds per tick, 32.32 fixed point (0: uncalibrated)
   std::uint64_t reanchor_ticks_ = 0; // ticks after an anchor before the next one (0: always)
+  std::uint64_t gap_ticks_ = 0;      // ticks between two calls that count as a gap (0: always)
+  std::uint64_t last_tsc_ = 0;       // TSC at the previous call
   std::uint64_t cal_tsc_ = 0, cal_ns_ = 0;  // start of the current calibration interval
   std::uint64_t last_ = 0;           // last value returned (monotonic guard)
 };
