@@ -559,7 +559,12 @@ SlotHeader* RingProducer::begin_write(std::uint32_t p, std::uint64_t seq) {
 }
 
 void RingProducer::fill_header(EnvelopeHeader* h, const PublishRequest& r, std::uint64_t key_hash,
-                               std::uint64_t seq, std::uint64_t now_ns) {
+                               std::uint64_t seq, std::uint64_t now_ns, std::size_t payload_bytes) {
+  h->format_version = kEnvelopeFormatVersion;
+  h->header_bytes = kEnvelopeHeaderBytes;
+  h->entity_key_bytes = static_cast<std::uint16_t>(r.entity_key.size());
+  h->payload_bytes = static_cast<std::uint32_t>(payload_bytes);
+  h->reserved = 0;
   h->type_id = r.type_id;
   h->schema_version = r.schema_version;
   h->producer_id = producer_id_;
@@ -588,12 +593,7 @@ SlotHeader* RingProducer::write_event(std::uint32_t p, std::uint64_t seq, const 
                                       PublishReceipt* receipt, DedupMark* mark) {
   auto key = std::as_bytes(std::span(r.entity_key.data(), r.entity_key.size()));
   EnvelopeHeader h;
-  fill_header(&h, r, key_hash, seq, now_ns);
-  h.format_version = kEnvelopeFormatVersion;
-  h.header_bytes = kEnvelopeHeaderBytes;
-  h.entity_key_bytes = static_cast<std::uint16_t>(key.size());
-  h.payload_bytes = static_cast<std::uint32_t>(r.payload.size());
-  h.reserved = 0;
+  fill_header(&h, r, key_hash, seq, now_ns, r.payload.size());
   // Dedup buses: set the key's bits now, before the slot is written (dedup.h): the bloom word's
   // locked RMW then does not wait for this event's slot lines to arrive.
   if (region_.dedup_enabled()) [[unlikely]]
@@ -742,11 +742,7 @@ PublishResult RingProducer::try_claim(const PublishRequest& r, std::size_t paylo
   // the caller still gets somewhere to write, and commit() publishes nothing.
   std::byte* env = slot ? RingRegion::envelope_of(*slot) : discard_.get();
   EnvelopeHeader h;
-  fill_header(&h, r, key_hash, seq, clock_.now_ns());
-  h.format_version = kEnvelopeFormatVersion;
-  h.header_bytes = kEnvelopeHeaderBytes;
-  h.entity_key_bytes = static_cast<std::uint16_t>(r.entity_key.size());
-  h.payload_bytes = static_cast<std::uint32_t>(payload_bytes);
+  fill_header(&h, r, key_hash, seq, clock_.now_ns(), payload_bytes);
   std::memcpy(env, &h, sizeof h);
   std::memcpy(env + kEnvelopeHeaderBytes, r.entity_key.data(), r.entity_key.size());
   out->envelope_bytes = envelope_bytes(r.entity_key.size(), payload_bytes);
