@@ -328,11 +328,12 @@ Result<std::shared_ptr<Bus>> Bus::open(std::string_view name, Access access) {
       !in_bounds(h.types_offset, h.max_types, sizeof(shm::TypeEntry)) ||
       !in_bounds(h.ring_offset, 1, h.ring_bytes) || h.ring_offset % 64 != 0 ||
       h.producers_offset % 64 != 0 || h.consumers_offset % 64 != 0 ||  // entries hold atomics
+      h.types_offset % alignof(shm::TypeEntry) != 0 ||  // read as TypeEntry (fuzz: misaligned)
       h.idempotency_keys > (1u << 20) ||
       !in_bounds(h.idempotency_offset, h.max_consumers,
                  shm::idempotency_table_bytes(h.idempotency_keys)) ||
       h.idempotency_offset % 64 != 0)
-    return Status::corruption(who + " has registry or ring offsets outside the segment or not 64-byte aligned");
+    return Status::corruption(who + " has registry or ring offsets outside the segment or misaligned");
   auto ring = core::RingRegion::attach(std::span(bus->base_ + h.ring_offset, h.ring_bytes));
   if (!ring.ok()) return Status::corruption(who + ": " + ring.status().message());
   if (ring->config().max_consumers != h.max_consumers)
