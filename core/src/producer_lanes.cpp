@@ -1,0 +1,171 @@
+// Producer lanes and who may write a partition: handing lanes out and taking over those of dead
+// processes, deciding whether a claimed but unfinished slot can be abandoned (resolve_stuck),
+// and exclusive partitions (RingProducer::set_exclusive). Split from ring.cpp, which keeps the
+// claim, write and publish path.
+#include <string>
+
+#include "evring/core/ring.h"
+#include "evring/core/wait.h"
+
+namespace evring::core {
+
+bool RingRegion::lane_resolved(const ProducerLane& lane) const {
+  std::uint32_t count = lane.count.load(std::memory_order_acquire);
+  if (count == 0) return true;
+  std::uint32_t p = lane.partition.load(std::memory_order_relaxed);
+  if (p >= config_.partitions) return true;  // garbage intent: covers nothing
+  std::uint64_t first = lane.first.load(std::memory_order_relaxed);
+  std::uint64_t head = partition(p).head.load(std::memory_order_acquire);
+  for (std::uint64_t s = first; s < first + count && s < head; ++s) {
+    std::uint64_t w = slot(p, s).word.load(std::memory_order_acquire);
+    if (word_sequence(w) > s) continue;  // lapped
+    SlotState st = word_state(w);
+    if (word_sequence(w) == s && (st == SlotState::kPublished || st == SlotState::kAbandoned ||
+                                  st == SlotState::kDuplicate))
+      continue;
+    return false;
+  }
+  return true;
+}
+
+Result<std::uint32_t> RingRegion::acquire_lane(std::uint32_t pid, std::uint64_t start_time,
+                                               std::uint16_t producer_id, OwnerAlive alive) const {
+  for (int pass = 0; pass < 2; ++pass) {
+    for (std::uint32_t i = 0; i < config_.producer_lanes; ++i) {
+      ProducerLane& l = lane(i);
+      std::uint32_t st = l.state.load(std::memory_order_acquire);
+      if (pass == 0 && st != 0) continue;
+      // Second pass: take over lanes of dead processes whose claims are all finished.
+      if (pass == 1 && (st == 0 || alive(l.owner_pid, l.owner_start) || !lane_resolved(l)))
+        continue;
+      // The CAS makes the lane ours; a racing taker of the same lane fails and moves on.
+      if (!l.state.compare_exchange_strong(st, 2, std::memory_order_acq_rel)) continue;
+      if (pass == 1) {
+        // A dead owner may have held partitions exclusively: free them, or they would look
+        // held by the (live) new owner of this lane.
+        for (std::uint32_t p = 0; p < config_.partitions; ++p) {
+          std::uint32_t expected = i + 1;
+          (void)partition(p).exclusive_owner.compare_exchange_strong(
+              expected, 0, std::memory_order_acq_rel, std::memory_order_relaxed);
+        }
+      }
+      l.owner_pid = pid;
+      l.owner_start = start_time;
+      l.producer_id = producer_id;
+      l.count.store(0, std::memory_order_relaxed);
+      // SYNC POINT: release publishes the owner fields to consumers checking liveness.
+      l.state.store(1, std::memory_order_release);
+      return i;
+    }
+  }
+  return Status::resource_exhausted("all " + std::to_string(config_.producer_lanes) +
+                                    " producer lanes are in use (one per publishing thread)");
+}
+
+void RingRegion::release_lane(std::uint32_t index) const {
+  // Release: our last intent (count 0) is visible before the lane can be handed out again.
+  lane(index).state.store(0, std::memory_order_release);
+}
+
+RingRegion::StuckVerdict RingRegion::resolve_stuck(std::uint32_t p, std::uint64_t seq,
+                                                   std::uint64_t observed, std::uint64_t stuck_ns,
+                                                   OwnerAlive alive) const {
+  bool covered = false;
+  for (std::uint32_t i = 0; i < config_.producer_lanes; ++i) {
+    const ProducerLane& l = lane(i);
+    if (l.state.load(std::memory_order_acquire) == 0) continue;
+    // Acquire pairs with the owner's release in end_claim(); the intent fields were published
+    // to us by the claim CAS (release) that moved head past seq, which we acquired.
+    std::uint32_t count = l.count.load(std::memory_order_acquire);
+    if (count == 0 || l.partition.load(std::memory_order_relaxed) != p) continue;
+    std::uint64_t first = l.first.load(std::memory_order_relaxed);
+    if (seq < first || seq - first >= count) continue;
+    covered = true;
+    if (alive(l.owner_pid, l.owner_start)) return StuckVerdict::kWait;
+  }
+  if (!covered && stuck_ns < kOrphanSlotNs) return StuckVerdict::kWait;
+  // Every claimer that could own the slot is dead (or the word is garbage nobody will finish).
+  // CAS from the word we saw: if the writer finished meanwhile, we lose and deliver its event.
+  SlotHeader& s = slot(p, seq);
+  if (!s.word.compare_exchange_strong(observed, slot_word(seq, SlotState::kAbandoned),
+                                      std::memory_order_acq_rel, std::memory_order_acquire))
+    return StuckVerdict::kWait;
+  partition(p).abandoned.fetch_add(1, std::memory_order_relaxed);  // statistic
+  return StuckVerdict::kAbandoned;
+}
+
+RingProducer::~RingProducer() { set_exclusive(false); }
+
+void RingProducer::set_exclusive(bool on) {
+  if (!on) {
+    const std::uint32_t me = lane_index_ + 1;
+    for (std::uint32_t p = 0; p < owned_.size(); ++p) {
+      if (!owned_[p]) continue;
+      owned_[p] = 0;
+      std::uint32_t expected = me;
+      // Release: our last head store and intents are visible to the sharers that see it free.
+      (void)region_.partition(p).exclusive_owner.compare_exchange_strong(
+          expected, 0, std::memory_order_release, std::memory_order_relaxed);
+    }
+  }
+  exclusive_ = on;
+}
+
+bool RingProducer::exclusive_holder_gone(std::uint32_t p, std::uint32_t owner) const {
+  const std::uint32_t holder = owner - 1;
+  if (holder < region_.config().producer_lanes) {
+    const ProducerLane& l = region_.lane(holder);
+    // Acquire pairs with acquire_lane's release of the owner fields.
+    if (l.state.load(std::memory_order_acquire) != 0 &&
+        (!alive_ || alive_(l.owner_pid, l.owner_start)))
+      return false;  // alive (or no way to tell): it keeps the partition
+  }
+  // A free lane, a dead owner, or a value that names no lane (scribbled): free the partition.
+  // Its unfinished claims are covered by its lane's intent: consumers abandon those slots.
+  std::uint32_t expected = owner;
+  (void)region_.partition(p).exclusive_owner.compare_exchange_strong(
+      expected, 0, std::memory_order_acq_rel, std::memory_order_relaxed);
+  return true;
+}
+
+PublishResult RingProducer::acquire_exclusive(std::uint32_t p) {
+  std::atomic<std::uint32_t>& owner = region_.partition(p).exclusive_owner;
+  const std::uint32_t me = lane_index_ + 1;
+  std::uint32_t current = 0;
+  // SYNC POINT: seq_cst CAS, then the lane reads below (Dekker with claim(), see there).
+  while (!owner.compare_exchange_strong(current, me, std::memory_order_seq_cst)) {
+    if (current == me) break;  // ours already (taken before a set_exclusive(false) elsewhere)
+    if (!exclusive_holder_gone(p, current)) return PublishResult::kExclusive;
+    current = 0;
+  }
+  // Heavy side of the asymmetric fence (see claim()): sharers in processes that skip their
+  // fence execute one now. If the kernel refuses, those sharers could miss our mark: give the
+  // partition back rather than race them.
+  if (!heavy_fence()) {
+    owned_[p] = 0;
+    std::uint32_t expected = me;
+    (void)owner.compare_exchange_strong(expected, 0, std::memory_order_release,
+                                        std::memory_order_relaxed);
+    return PublishResult::kExclusive;
+  }
+  // Sharers that passed their check before our mark may still be between it and the end of
+  // their claim: wait until each has finished (its intent idle or elsewhere), or is dead.
+  for (std::uint32_t i = 0; i < region_.config().producer_lanes; ++i) {
+    if (i == lane_index_) continue;
+    const ProducerLane& l = region_.lane(i);
+    for (std::uint32_t spins = 0;; ++spins) {
+      // seq_cst: the other half of the Dekker pairing in claim(); it also acquires end_claim's
+      // release, so the lane's slots are finished when we see it idle.
+      if (l.count.load(std::memory_order_seq_cst) == 0 ||
+          l.partition.load(std::memory_order_relaxed) != p)
+        break;
+      if (l.state.load(std::memory_order_acquire) == 0) break;
+      if (alive_ && spins >= 64 && !alive_(l.owner_pid, l.owner_start)) break;
+      cpu_relax(spins);
+    }
+  }
+  owned_[p] = 1;
+  return PublishResult::kOk;
+}
+
+}  // namespace evring::core
