@@ -10,12 +10,7 @@ namespace {
 
 constexpr std::size_t kChecksumOffset = offsetof(EnvelopeHeader, checksum);
 
-std::uint32_t checksum_of(const EnvelopeHeader& h, std::span<const std::byte> key,
-                          std::span<const std::byte> payload) {
-  return envelope_checksum(pack_header(h), key, payload);
-}
-
-// The same, for a header that lies in memory as bytes (a reader's buffer): its 128 bytes are
+// The checksum of a header that lies in memory as bytes (a reader's buffer): its 128 bytes are
 // the words already, so they are copied whole instead of packed field by field.
 std::uint32_t checksum_of_bytes(const std::byte* header, std::span<const std::byte> key,
                                 std::span<const std::byte> payload) {
@@ -76,7 +71,7 @@ std::size_t encode_envelope(std::span<std::byte> out, const EnvelopeHeader& head
   h.entity_key_bytes = static_cast<std::uint16_t>(key.size());
   h.payload_bytes = static_cast<std::uint32_t>(payload.size());
   h.reserved = 0;
-  h.checksum = checksum_of(h, key, payload);
+  h.checksum = envelope_checksum(pack_header(h), key, payload);
   std::byte* p = out.data();
   std::memcpy(p, &h, sizeof h);
   if (!key.empty()) std::memcpy(p + kEnvelopeHeaderBytes, key.data(), key.size());

@@ -1,7 +1,7 @@
 #include "evring/core/dedup.h"
 
-// Inlined: the hot path hashes 8..240 bytes three times per event, where the library call's
-// length dispatch and the PLT cost as much as the hashing (the bytes are the same either way).
+// Inlined: the bloom probe hashes a 16-byte key per event, where the library call's length
+// dispatch and the PLT cost as much as the hashing.
 #define XXH_INLINE_ALL
 #include <xxhash.h>
 
