@@ -132,11 +132,17 @@ BloomProbe bloom_probe(const Id128& key, std::uint32_t bloom_words, std::uint32_
   // 6-bit picks) low64 >> 20, rotated right by 6(i - 10), is mixed in. Every producer of a bus
   // must compute the same picks (this is part of the ring layout's meaning); written in closed
   // form so the picks do not wait for one another (tests/core/dedup_test.cpp pins the sequence).
+  // All sixteen possible picks are computed, unrolled, so every rotation is by a constant (a
+  // rotation by a variable count is three uops on Intel and chained the picks through cl);
+  // picks past `bits` are masked off rather than branched around.
   const std::uint64_t extra = h.low64 >> 20;
-  for (std::uint32_t i = 0; i < bits; ++i) {
+  static_assert(kMaxBloomBits == 16, "the unrolled picks below cover 16");
+#pragma GCC unroll 16
+  for (std::uint32_t i = 0; i < kMaxBloomBits; ++i) {
     std::uint64_t source = std::rotr(h.high64, static_cast<int>((6 * i) % 64));
     if (i >= 10) source ^= std::rotr(extra, static_cast<int>((6 * (i - 10)) % 64));
-    probe.mask |= std::uint64_t{1} << (source & 63);
+    const std::uint64_t bit = std::uint64_t{1} << (source & 63);
+    probe.mask |= i < bits ? bit : 0;
   }
   return probe;
 }

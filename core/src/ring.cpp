@@ -106,7 +106,7 @@ RingRegion RingRegion::format(std::span<std::byte> mem, const RingConfig& raw) {
   double per_key = config.dedup_window
                        ? 64.0 * config.dedup_bloom_words / config.dedup_window
                        : 0.0;
-  h.dedup_bloom_bits = static_cast<std::uint8_t>(std::clamp(per_key * 0.69 + 0.5, 1.0, 16.0));
+  h.dedup_bloom_bits = static_cast<std::uint8_t>(std::clamp(per_key * 0.69 + 0.5, 1.0, double{kMaxBloomBits}));
   // Zero-filled memory already is: every atomic 0, every slot word (0, EMPTY), every head 0.
   // The caller publishes the region (segment ready flag, release) after this returns.
   auto region = attach(mem);
@@ -128,7 +128,7 @@ Result<RingRegion> RingRegion::attach(std::span<std::byte> mem) {
   c.dedup_window = h.dedup_window;
   c.dedup_bloom_words = h.dedup_bloom_words;
   c.dedup_window_ns = h.dedup_window_ns;
-  if (c.dedup_window && (h.dedup_bloom_bits == 0 || h.dedup_bloom_bits > 16))
+  if (c.dedup_window && (h.dedup_bloom_bits == 0 || h.dedup_bloom_bits > kMaxBloomBits))
     return Status::corruption("ring header has an invalid dedup bit count");
   if (Status s = validate_config(c); !s.is_ok())
     return Status::corruption("ring header is invalid: " + s.message());

@@ -281,6 +281,7 @@ struct DedupHeader {
 };
 static_assert(sizeof(DedupHeader) == kCacheLine);
 inline constexpr std::uint32_t kDedupGenerations = 3;
+inline constexpr std::uint32_t kMaxBloomBits = 16;  // RingHeader::dedup_bloom_bits is 1..this
 
 static_assert(std::atomic<std::uint64_t>::is_always_lock_free,
               "cross-process atomics must not fall back to a process-local lock");
