@@ -147,18 +147,31 @@ BloomProbe bloom_probe(const Id128& key, std::uint32_t bloom_words, std::uint32_
   return probe;
 }
 
-bool dedup_mark(const RingRegion& region, std::uint32_t p, std::uint64_t seq, const Id128& key) {
+bool dedup_mark(const RingRegion& region, std::uint32_t p, std::uint64_t seq, const Id128& key,
+                BloomWriters writers) {
   const RingConfig& c = region.config();
   const std::uint64_t g = seq / c.dedup_window;
   clear_ahead(region, p, g);
   const BloomProbe probe =
       bloom_probe(key, c.dedup_bloom_words, region.header().dedup_bloom_bits);
-  // SYNC POINT: seq_cst RMW on the key's word of generation g. Release: our claim (head CAS)
-  // is visible to whoever later sees our bits, so its scan covers our sequence; acquire: we see
-  // the claim of whoever set them before us. Two producers of one generation: exactly one of
-  // them sees the other's bits.
-  std::uint64_t before =
-      region.bloom(p, g)[probe.word].fetch_or(probe.mask, std::memory_order_seq_cst);
+  std::atomic<std::uint64_t>& word = region.bloom(p, g)[probe.word];
+  std::uint64_t before;
+  if (writers == BloomWriters::kSole) {
+    // An exclusive holder is the partition's only producer (RingProducer::set_exclusive), so
+    // nobody races this word: a plain read-modify-write, no locked instruction (which would
+    // wait for the previous event's slot stores to leave the store buffer). Relaxed: the bits
+    // reach the next holder or sharer through the hand-over (the release of our lane's intent,
+    // which the taker acquires, or of exclusive_owner, which sharers load seq_cst).
+    before = word.load(std::memory_order_relaxed);
+    if ((before & probe.mask) != probe.mask)
+      word.store(before | probe.mask, std::memory_order_relaxed);
+  } else {
+    // SYNC POINT: seq_cst RMW on the key's word of generation g. Release: our claim (head CAS)
+    // is visible to whoever later sees our bits, so its scan covers our sequence; acquire: we
+    // see the claim of whoever set them before us. Two producers of one generation: exactly one
+    // of them sees the other's bits.
+    before = word.fetch_or(probe.mask, std::memory_order_seq_cst);
+  }
   bool maybe = (before & probe.mask) == probe.mask;
   // Two producers of adjacent generations mark different arrays. Each also reads the other's
   // generation (we read g - 1 and g + 1; a rival in g + 1 reads our g): RMW then load on both

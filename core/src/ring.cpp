@@ -438,7 +438,8 @@ SlotHeader* RingProducer::write_event(std::uint32_t p, std::uint64_t seq, const 
   // Dedup buses: set the key's bits now, before the slot is written (dedup.h): the bloom word's
   // locked RMW then does not wait for this event's slot lines to arrive.
   if (region_.dedup_enabled()) [[unlikely]]
-    *mark = {dedup_mark(region_, p, seq, h.idempotency_key), h.idempotency_key, h.timestamp_ns};
+    *mark = {dedup_mark(region_, p, seq, h.idempotency_key, bloom_writers(p)), h.idempotency_key,
+             h.timestamp_ns};
   // Everything is computed before the first slot store, and nothing stored here is read back:
   // the header goes out as sixteen 64-bit words from registers, its checksum is hashed from
   // those words and from the caller's key and payload (codec/envelope.h, "Checksum"). The slot
@@ -606,7 +607,8 @@ PublishResult RingProducer::commit(Claim& claim) {
       // caller may hold open for long (dedup.h: a WRITING slot is waited for, bounded).
       EnvelopeHeader h;
       std::memcpy(&h, env, sizeof h);
-      mark = {dedup_mark(region_, claim.partition, claim.sequence, h.idempotency_key),
+      mark = {dedup_mark(region_, claim.partition, claim.sequence, h.idempotency_key,
+                         bloom_writers(claim.partition)),
               h.idempotency_key, h.timestamp_ns};
     }
     if (!finish_publish(claim.partition, claim.slot, claim.sequence, mark))

@@ -311,6 +311,96 @@ TEST(Dedup, RacingEqualKeysPublishExactlyOnePerRound) {
   EXPECT_EQ(rig.deduplicated(), static_cast<std::uint64_t>(kRounds));
 }
 
+// An exclusive holder sets its bits with a plain load and store (BloomWriters::kSole). They
+// must still catch its own duplicates, and reach the producers that share the partition after
+// it lets go; and the holder must see the bits sharers set before it took the partition.
+TEST(Dedup, AnExclusiveHoldersBitsCatchDuplicatesAcrossTheHandOver) {
+  DedupRig rig(dedup_config(64, 16));
+  auto sharer = make_producer(rig.ring.region(), 2, rig.policy.get());
+  auto publish_by = [&](RingProducer& producer, const std::string& key, const std::string& text) {
+    PublishRequest r;
+    r.type_id = 1;
+    r.entity_key = "entity";
+    r.payload = as_payload(text);
+    r.idempotency_key = Id128::from_key_text(key);
+    return producer.try_publish(r);
+  };
+  rig.producer->set_exclusive(true);
+  ASSERT_EQ(rig.publish("held-1", "h1"), PublishResult::kOk);
+  EXPECT_EQ(rig.ring.region().partition(0).exclusive_owner.load(), rig.producer->lane() + 1);
+  const RingConfig& c = rig.ring.region().config();
+  const BloomProbe probe = bloom_probe(Id128::from_key_text("held-1"), c.dedup_bloom_words,
+                                       rig.ring.region().header().dedup_bloom_bits);
+  const std::uint64_t bits = rig.ring.region().bloom(0, 0)[probe.word].load();
+  EXPECT_EQ(bits & probe.mask, probe.mask) << "the holder's bits are in generation 0's word";
+  EXPECT_EQ(rig.publish("held-1", "h1-dup"), PublishResult::kDuplicate);
+  ASSERT_EQ(rig.publish("held-2", "h2"), PublishResult::kOk);
+
+  rig.producer->set_exclusive(false);
+  EXPECT_EQ(publish_by(*sharer, "held-2", "h2-dup"), PublishResult::kDuplicate)
+      << "a sharer after the hand-over sees the holder's bits";
+  ASSERT_EQ(publish_by(*sharer, "shared-1", "s1"), PublishResult::kOk);
+
+  rig.producer->set_exclusive(true);
+  EXPECT_EQ(rig.publish("shared-1", "s1-dup"), PublishResult::kDuplicate)
+      << "the new holder sees the sharer's bits";
+  EXPECT_EQ(rig.ring.region().partition(0).exclusive_owner.load(), rig.producer->lane() + 1);
+  EXPECT_EQ(rig.delivered(), (std::vector<std::string>{"h1", "h2", "s1"}));
+  EXPECT_EQ(rig.deduplicated(), 3u);
+}
+
+// As RacingEqualKeysPublishExactlyOnePerRound, but one side takes the partition exclusively
+// for every other round (plain bloom stores) and lets it go after its publish, so the bits
+// change hands between the two ways of setting them while the other side is claiming.
+TEST(Dedup, EqualKeysRacingAnExclusiveTakerPublishExactlyOnePerRound) {
+  DedupRig rig(dedup_config(1024, 256));
+  auto other = make_producer(rig.ring.region(), 2, rig.policy.get());
+  constexpr int kRounds = 2000;
+  std::atomic<int> arrived{0};
+  auto racer = [&](RingProducer& producer, int side) {
+    for (int round = 0; round < kRounds; ++round) {
+      arrived.fetch_add(1);
+      while (arrived.load() < 2 * (round + 1)) {
+      }
+      const bool take = side == 0 && round % 2 == 0;
+      if (take) producer.set_exclusive(true);
+      PublishRequest r;
+      r.type_id = 1;
+      r.entity_key = "entity";
+      std::string text = std::to_string(round) + (side ? "b" : "a");
+      r.payload = as_payload(text);
+      r.idempotency_key = Id128::from_key_text(tag("race", static_cast<std::uint32_t>(round)));
+      PublishResult res;
+      while ((res = producer.try_publish(r)) == PublishResult::kFull ||
+             res == PublishResult::kExclusive)
+        std::this_thread::yield();
+      if (take) producer.set_exclusive(false);
+      ASSERT_TRUE(res == PublishResult::kOk || res == PublishResult::kDuplicate) << describe(res);
+    }
+  };
+  std::vector<std::string> got;
+  std::atomic<bool> done{false};
+  std::thread drainer([&] {
+    auto take = [&](const Event& e) { got.emplace_back(e.view.payload_text()); };
+    while (!done.load()) (void)rig.consumer.poll(take);
+    while (rig.consumer.poll(take).delivered > 0) {
+    }
+  });
+  std::thread a([&] { racer(*rig.producer, 0); });
+  std::thread b([&] { racer(*other, 1); });
+  a.join();
+  b.join();
+  done.store(true);
+  drainer.join();
+  std::map<int, int> per_round;
+  for (const std::string& text : got) ++per_round[std::stoi(text)];
+  EXPECT_EQ(per_round.size(), static_cast<std::size_t>(kRounds)) << "a round lost both events";
+  int doubled = 0;
+  for (const auto& [round, n] : per_round) doubled += n > 1;
+  EXPECT_EQ(doubled, 0) << "rounds that delivered both racing duplicates";
+  EXPECT_EQ(rig.deduplicated(), static_cast<std::uint64_t>(kRounds));
+}
+
 TEST(Dedup, BatchDropsDuplicatesInsideTheBatch) {
   DedupRig rig(dedup_config(64, 16));
   std::vector<std::string> payloads{"a", "b", "a2", "c", "b2"};

@@ -1,6 +1,7 @@
 #pragma once
 // Publish-side dedup: a blocked bloom filter per partition answers "certainly new" with one
-// fetch_or; a "maybe seen" answer is confirmed exactly against the events still in the ring
+// fetch_or (a plain load and store for an exclusive holder, the partition's only writer); a
+// "maybe seen" answer is confirmed exactly against the events still in the ring
 // before anything is dropped, so a bloom false positive never drops a genuine event.
 //
 // Window (W = RingConfig::dedup_window, per partition): generation g = sequence / W. A key is
@@ -35,10 +36,12 @@ namespace evring::core {
 
 enum class DedupVerdict : std::uint8_t { kNew, kDuplicate };
 
-// REQUIRES: region.dedup_enabled(); seq claimed by the caller and not yet in its final state.
+// REQUIRES: region.dedup_enabled(); seq claimed by the caller and not yet in its final state;
+// BloomWriters::kSole (ring.h) only while the caller holds p exclusively.
 // Sets the key's bits in generation seq / W; true when the key may have been seen (then the
 // caller marks its slot PENDING and calls dedup_confirm before publishing).
-bool dedup_mark(const RingRegion& region, std::uint32_t p, std::uint64_t seq, const Id128& key);
+bool dedup_mark(const RingRegion& region, std::uint32_t p, std::uint64_t seq, const Id128& key,
+                BloomWriters writers = BloomWriters::kShared);
 
 // REQUIRES: dedup_mark said maybe; the slot of seq holds its envelope and is PENDING.
 // time_ns: the event's timestamp (for dedup_window_ns). alive (may be null): lets a wait on a

@@ -29,6 +29,12 @@
 
 namespace evring::core {
 
+// Who may be setting bits in a partition's dedup bloom words (dedup_mark, dedup.h).
+enum class BloomWriters : std::uint8_t {
+  kShared,  // any producer: the bits are set with a locked fetch_or (dedup.h's race rules)
+  kSole,    // the caller holds the partition exclusively (set_exclusive): plain load + store
+};
+
 struct RingConfig {
   std::uint32_t partitions = 4;
   std::uint32_t slots_per_partition = 4096;  // power of two
@@ -280,6 +286,10 @@ class RingProducer {
   // Partition p is held by lane owner - 1: true (and the partition freed) when that producer is
   // gone (lane free or its process dead); false when it is alive.
   bool exclusive_holder_gone(std::uint32_t p, std::uint32_t owner) const;
+  // kSole while we hold p exclusively (no other producer can be claiming there), else kShared.
+  BloomWriters bloom_writers(std::uint32_t p) const {
+    return owned_[p] ? BloomWriters::kSole : BloomWriters::kShared;
+  }
   // Starts fetching the lines of slot seq of partition p (after the first) for writing.
   void prefetch_for_write(std::uint32_t p, std::uint64_t seq) const;
   static constexpr std::size_t kPrefetchBytes = 1024;  // at most this much of a slot

@@ -273,7 +273,9 @@ inline constexpr std::size_t kSlotHeaderBytes = sizeof(SlotHeader);
 // |     |      |                           | CAS (relaxed): clearing is idempotent and a stale |
 // |     |      |                           | bit only costs a confirmation, never a false drop |
 // |   8 |   56 | reserved                  |                                                   |
-// |  64 | 3*8W | bloom words (atomic)      | fetch_or (acq_rel) by producers; see dedup.h      |
+// |  64 | 3*8W | bloom words (atomic)      | fetch_or (seq_cst) by producers; an exclusive     |
+// |     |      |                           | holder, the only writer, loads and stores         |
+// |     |      |                           | (relaxed: the hand-over publishes them); dedup.h  |
 // ---------------------------------------------------------------------------------------------
 struct DedupHeader {
   std::atomic<std::uint64_t> cleared_through;
