@@ -489,6 +489,20 @@ bool RingProducer::finish_publish(std::uint32_t p, SlotHeader* slot, std::uint64
   return true;
 }
 
+void RingProducer::demote_slot(const SlotHeader* slot, std::size_t envelope_bytes) {
+#if defined(__x86_64__)
+  // CLDEMOTE is a hint encoded in the reserved-NOP space: a CPU without it executes a NOP.
+  // Line 0 is left alone: the consumer is most likely already fetching it (it holds the word).
+  const char* base = reinterpret_cast<const char*>(slot);
+  const std::size_t lines = (kSlotHeaderBytes + envelope_bytes + kCacheLine - 1) / kCacheLine;
+  for (std::size_t i = 1; i < lines; ++i) asm volatile("cldemote %0" ::"m"(base[kCacheLine * i]));
+#else
+  (void)slot;
+  (void)envelope_bytes;
+#endif
+  ++demoted_slots_;
+}
+
 void RingProducer::notify_consumers() {
   // Dekker with RingConsumer::wait: our final slot store, then their sleepers count; they
   // increment sleepers, then look at our slot, so at least one of us must see the other. With
@@ -510,10 +524,12 @@ PublishResult RingProducer::try_publish(const PublishRequest& r, PublishReceipt*
   std::uint64_t seq, got;
   if (PublishResult c = claim(p, 1, &seq, &got); c != PublishResult::kOk) return c;
   std::uint64_t now = clock_.now_ns();
+  const bool after_idle = idle_before(now, 1);
   PublishResult result = PublishResult::kOk;
   DedupMark mark;
   if (SlotHeader* slot = write_event(p, seq, r, key_hash, now, receipt, &mark)) {
     if (!finish_publish(p, slot, seq, mark)) result = PublishResult::kDuplicate;
+    else if (after_idle) demote_slot(slot, envelope_bytes(r.entity_key.size(), r.payload.size()));
   } else if (region_.config().overflow == Overflow::kReject) {
     result = PublishResult::kRevoked;
   }
@@ -547,11 +563,15 @@ PublishResult RingProducer::try_publish_batch(std::span<const PublishRequest> re
     std::uint64_t first, got;
     if (result = claim(p, j - i, &first, &got); result != PublishResult::kOk) break;
     std::uint64_t now = clock_.now_ns();
+    const bool after_idle = idle_before(now, got);
     for (std::uint64_t k = 0; k < got; ++k) {
       DedupMark mark;
-      if (SlotHeader* slot =
-              write_event(p, first + k, requests[i + k], hashes[k], now, nullptr, &mark))
-        (void)finish_publish(p, slot, first + k, mark);  // a duplicate counts as handled
+      const PublishRequest& r = requests[i + k];
+      if (SlotHeader* slot = write_event(p, first + k, r, hashes[k], now, nullptr, &mark)) {
+        // A duplicate counts as handled.
+        if (finish_publish(p, slot, first + k, mark) && after_idle)
+          demote_slot(slot, envelope_bytes(r.entity_key.size(), r.payload.size()));
+      }
       if (k + 1 < got) prefetch_for_write(p, first + k + 1);
     }
     end_claim();
@@ -584,7 +604,9 @@ PublishResult RingProducer::try_claim(const PublishRequest& r, std::size_t paylo
   // the caller still gets somewhere to write, and commit() publishes nothing.
   std::byte* env = slot ? RingRegion::envelope_of(*slot) : discard_.get();
   EnvelopeHeader h;
-  fill_header(&h, r, key_hash, seq, clock_.now_ns(), payload_bytes);
+  const std::uint64_t now = clock_.now_ns();
+  claim_after_idle_ = idle_before(now, 1);
+  fill_header(&h, r, key_hash, seq, now, payload_bytes);
   std::memcpy(env, &h, sizeof h);
   std::memcpy(env + kEnvelopeHeaderBytes, r.entity_key.data(), r.entity_key.size());
   out->envelope_bytes = envelope_bytes(r.entity_key.size(), payload_bytes);
@@ -613,6 +635,8 @@ PublishResult RingProducer::commit(Claim& claim) {
     }
     if (!finish_publish(claim.partition, claim.slot, claim.sequence, mark))
       result = PublishResult::kDuplicate;
+    else if (claim_after_idle_)
+      demote_slot(claim.slot, claim.envelope_bytes);
     end_claim();
     notify_consumers();
   } else {

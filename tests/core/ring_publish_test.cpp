@@ -3,10 +3,12 @@
 // (Split from ring_test.cpp, which keeps the allocation-counting operator new.)
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <cstring>
 #include <map>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "core/ring_fixture.h"
@@ -54,6 +56,76 @@ TEST_F(RingTest, BatchPublishDeliversAllInOrder) {
   for (std::size_t i = 0; i < got.payloads.size(); ++i)
     by_partition[got.partitions[i]].push_back(got.payloads[i]);
   EXPECT_EQ(by_partition, expected);
+}
+
+// Demoting a published slot's lines for a waiting consumer (set_demote_after_idle_ns) is a
+// cache hint: it changes nothing a consumer sees. What is pinned here is when it happens: after
+// an idle gap of the threshold per event of the previous call, on every publish path.
+TEST_F(RingTest, OnlyPublishesAfterAnIdleGapDemoteTheirSlots) {
+  TestRing ring(small_config(1, 64));
+  RingConsumer consumer(ring.region(), 0, Start::kEarliest);
+  auto producer = make_producer(ring.region(), 1, policy_.get());
+  std::vector<std::string> sent;
+  int n = 0;
+  auto publish = [&] {
+    Req r(1, "k", tag("e", n++));
+    sent.push_back(r.payload);
+    return producer->try_publish(r.request);
+  };
+  auto publish_batch = [&](int count) {
+    std::vector<std::unique_ptr<Req>> reqs;
+    std::vector<PublishRequest> batch;
+    for (int i = 0; i < count; ++i) {
+      reqs.push_back(std::make_unique<Req>(1, "k", tag("e", n++)));
+      sent.push_back(reqs.back()->payload);
+      batch.push_back(reqs.back()->request);
+    }
+    std::size_t published = 0;
+    const PublishResult r = producer->try_publish_batch(batch, &published);
+    return r == PublishResult::kOk && published == batch.size();
+  };
+  auto claim_commit = [&] {
+    Req r(1, "k", "");
+    const std::string text = tag("e", n++);
+    sent.push_back(text);
+    Claim claim;
+    if (producer->try_claim(r.request, text.size(), &claim) != PublishResult::kOk) return false;
+    std::memcpy(claim.payload.data(), text.data(), text.size());
+    return producer->commit(claim) == PublishResult::kOk;
+  };
+
+  producer->set_demote_after_idle_ns(1'000'000'000);  // 1 s: only the first call is "idle"
+  ASSERT_EQ(publish(), PublishResult::kOk);
+  EXPECT_EQ(producer->demoted_slots(), 1u) << "the first publish follows no other";
+  ASSERT_EQ(publish(), PublishResult::kOk);
+  ASSERT_TRUE(publish_batch(4));
+  ASSERT_TRUE(claim_commit());
+  EXPECT_EQ(producer->demoted_slots(), 1u) << "back to back: nothing demoted";
+
+  producer->set_demote_after_idle_ns(0);  // every slot
+  ASSERT_EQ(publish(), PublishResult::kOk);
+  ASSERT_TRUE(publish_batch(4));
+  ASSERT_TRUE(claim_commit());
+  EXPECT_EQ(producer->demoted_slots(), 7u);
+
+  producer->set_demote_after_idle_ns(~std::uint64_t{0});  // never
+  std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  ASSERT_EQ(publish(), PublishResult::kOk);
+  EXPECT_EQ(producer->demoted_slots(), 7u);
+
+  // 100 ms per event: a single publish 150 ms later is idle; a publish 150 ms after a batch of
+  // 8 is not (that call's gap is 800 ms).
+  producer->set_demote_after_idle_ns(100'000'000);
+  ASSERT_EQ(publish(), PublishResult::kOk);
+  std::this_thread::sleep_for(std::chrono::milliseconds(150));
+  ASSERT_EQ(publish(), PublishResult::kOk);
+  EXPECT_EQ(producer->demoted_slots(), 8u);
+  ASSERT_TRUE(publish_batch(8));
+  std::this_thread::sleep_for(std::chrono::milliseconds(150));
+  ASSERT_EQ(publish(), PublishResult::kOk);
+  EXPECT_EQ(producer->demoted_slots(), 8u) << "the gap after a batch scales with its events";
+
+  EXPECT_EQ(drain(consumer).payloads, sent);
 }
 
 TEST_F(RingTest, BatchStopsAtFullWithTheSentPrefixCounted) {

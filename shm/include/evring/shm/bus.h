@@ -248,6 +248,9 @@ class Producer {
   // producers get kExclusive there until it is released (false, destruction, or death).
   void set_exclusive(bool on) { ring_.set_exclusive(on); }
   bool exclusive() const { return ring_.exclusive(); }
+  // When a published slot's lines are pushed to the shared cache for a waiting consumer
+  // (core::RingProducer::set_demote_after_idle_ns; default after 1 us idle).
+  void set_demote_after_idle_ns(std::uint64_t ns) { ring_.set_demote_after_idle_ns(ns); }
 
   std::uint16_t id() const { return ring_.producer_id(); }
   const std::string& service() const { return service_; }
