@@ -170,6 +170,35 @@ int run_ls(bool json) {
 
 // -------------------------------------------------------------------------------------- stat
 
+std::string u(const OrderedJson& v) { return v.is_string() ? v.get<std::string>() : v.dump(); }
+
+// Who holds partition p exclusively (core::RingProducer::set_exclusive): null when producers
+// share it, else the holder's lane and the producer registered there. The mark is another
+// process's word: one that names no lane is shown as such (Bus::check reports it as corrupt).
+OrderedJson exclusive_holder_json(const core::RingRegion& ring, std::uint32_t p,
+                                  const std::vector<ProducerInfo>& producers) {
+  // Relaxed: a snapshot for display; the holder may let go at any moment.
+  const std::uint32_t owner = ring.partition(p).exclusive_owner.load(std::memory_order_relaxed);
+  if (owner == 0) return nullptr;
+  const std::uint32_t lane = owner - 1;
+  if (lane >= ring.config().producer_lanes)
+    return {{"lane", lane}, {"error", "names no producer lane"}};
+  const core::ProducerLane& l = ring.lane(lane);
+  const std::uint16_t id = l.producer_id;
+  OrderedJson j{{"lane", lane}, {"producer", id}, {"pid", l.owner_pid}};
+  for (const ProducerInfo& info : producers)
+    if (info.id == id) j["service"] = info.service;
+  return j;
+}
+
+std::string exclusive_holder_text(const OrderedJson& e) {
+  if (e.is_null()) return "-";
+  if (e.contains("error")) return "lane " + u(e["lane"]) + ": " + u(e["error"]);
+  std::string text = "producer " + u(e["producer"]);
+  if (e.contains("service")) text += " (" + u(e["service"]) + ")";
+  return text + " pid " + u(e["pid"]);
+}
+
 OrderedJson collect_stat(const Bus& bus) {
   const shm::SegmentHeader& h = bus.header();
   const core::RingRegion& ring = bus.ring();
@@ -187,6 +216,7 @@ OrderedJson collect_stat(const Bus& bus) {
                  {"dedup_bloom_words", c.dedup_window ? c.dedup_bloom_words : 0u}};
   std::uint64_t published = 0, rejected = 0, abandoned = 0, deduplicated = 0;
   std::vector<std::uint64_t> heads(c.partitions);
+  const std::vector<ProducerInfo> producer_infos = bus.producers();
   OrderedJson parts = OrderedJson::array();
   for (std::uint32_t p = 0; p < c.partitions; ++p) {
     const core::PartitionHeader& ph = ring.partition(p);
@@ -200,7 +230,8 @@ OrderedJson collect_stat(const Bus& bus) {
     abandoned += ab;
     deduplicated += dd;
     parts.push_back({{"partition", p}, {"head", heads[p]}, {"rejected", rej}, {"abandoned", ab},
-                     {"deduplicated", dd}});
+                     {"deduplicated", dd},
+                     {"exclusive", exclusive_holder_json(ring, p, producer_infos)}});
   }
   j["partitions"] = std::move(parts);
 
@@ -257,8 +288,6 @@ OrderedJson collect_stat(const Bus& bus) {
   return j;
 }
 
-std::string u(const OrderedJson& v) { return v.is_string() ? v.get<std::string>() : v.dump(); }
-
 void print_stat_text(const OrderedJson& j) {
   const OrderedJson& c = j["config"];
   std::printf("bus '%s': %s partitions x %s slots x %s B, overflow %s, mode %s, %s, created %s by pid %s\n",
@@ -271,12 +300,12 @@ void print_stat_text(const OrderedJson& j) {
   dc.dedup_window_ns = c["dedup_window_ns"].get<std::uint64_t>();
   dc.dedup_bloom_words = c["dedup_bloom_words"].get<std::uint32_t>();
   std::printf("%s\n", dedup_summary(dc).c_str());
-  std::printf("\n%-10s %14s %10s %10s %12s\n", "PARTITION", "HEAD", "REJECTED", "ABANDONED",
-              "DEDUPLICATED");
+  std::printf("\n%-10s %14s %10s %10s %12s  %s\n", "PARTITION", "HEAD", "REJECTED", "ABANDONED",
+              "DEDUPLICATED", "EXCLUSIVE");
   for (const auto& p : j["partitions"])
-    std::printf("%-10s %14s %10s %10s %12s\n", u(p["partition"]).c_str(), u(p["head"]).c_str(),
-                u(p["rejected"]).c_str(), u(p["abandoned"]).c_str(),
-                u(p["deduplicated"]).c_str());
+    std::printf("%-10s %14s %10s %10s %12s  %s\n", u(p["partition"]).c_str(),
+                u(p["head"]).c_str(), u(p["rejected"]).c_str(), u(p["abandoned"]).c_str(),
+                u(p["deduplicated"]).c_str(), exclusive_holder_text(p["exclusive"]).c_str());
   for (const auto& ci : j["consumers"]) {
     std::printf("\nconsumer '%s' filter '%s' pid %s %s %s\n", u(ci["name"]).c_str(),
                 u(ci["filter"]).c_str(), u(ci["pid"]).c_str(),

@@ -162,6 +162,14 @@ void collect_bus(const std::string& name, Families& f) {
               static_cast<double>(ph.abandoned.load(std::memory_order_relaxed)));
     f.counter("evring_deduplicated_total", "Publishes dropped as duplicates by the dedup filter",
               l, 2, static_cast<double>(ph.deduplicated.load(std::memory_order_relaxed)));
+    // lane + 1 of the exclusive holder (core/ring_layout.h), written by another process.
+    const std::uint32_t owner = ph.exclusive_owner.load(std::memory_order_relaxed);
+    double holder = 0;
+    if (owner != 0)
+      holder = owner - 1 < c.producer_lanes ? ring.lane(owner - 1).producer_id : -1.0;
+    f.gauge("evring_partition_exclusive_producer",
+            "Producer id holding the partition exclusively; 0 shared, -1 a mark naming no lane",
+            l, 2, holder);
   }
 
   for (const ConsumerInfo& ci : bus.consumers()) {

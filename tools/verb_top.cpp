@@ -65,6 +65,7 @@ class RawStdin {
 struct Snapshot {
   std::chrono::steady_clock::time_point at;
   std::vector<std::uint64_t> head, rejected, abandoned, deduplicated;
+  std::vector<std::string> exclusive;  // holder of each partition: "-", "producer N" or "lane L?"
   struct ConsumerRow {
     ConsumerInfo info;
     std::uint64_t delivered = 0, lag = 0, gaps = 0, filtered = 0, corrupt = 0;
@@ -81,13 +82,19 @@ Snapshot take(const Bus& bus) {
   Snapshot s;
   s.at = std::chrono::steady_clock::now();
   s.head.resize(parts), s.rejected.resize(parts), s.abandoned.resize(parts);
-  s.deduplicated.resize(parts);
+  s.deduplicated.resize(parts), s.exclusive.resize(parts);
   for (std::uint32_t p = 0; p < parts; ++p) {
     const core::PartitionHeader& ph = ring.partition(p);
     s.head[p] = ph.head.load(std::memory_order_relaxed);
     s.rejected[p] = ph.rejected.load(std::memory_order_relaxed);
     s.abandoned[p] = ph.abandoned.load(std::memory_order_relaxed);
     s.deduplicated[p] = ph.deduplicated.load(std::memory_order_relaxed);
+    // The exclusive holder's mark is lane + 1 (core/ring_layout.h); another process wrote it.
+    const std::uint32_t owner = ph.exclusive_owner.load(std::memory_order_relaxed);
+    s.exclusive[p] = owner == 0 ? "-"
+                     : owner - 1 < ring.config().producer_lanes
+                         ? "producer " + std::to_string(ring.lane(owner - 1).producer_id)
+                         : "lane " + std::to_string(owner - 1) + "?";
   }
   for (ConsumerInfo& ci : bus.consumers()) {
     if (ci.index >= ring.config().max_consumers) continue;  // registry and ring disagree
@@ -162,17 +169,18 @@ std::string render(const Bus& bus, const Snapshot& s, const Snapshot* prev, std:
   add(std::snprintf(line, sizeof line, "%u partitions x %u slots of %u B, overflow %s\n\n",
                     c.partitions, c.slots_per_partition, c.slot_bytes,
                     std::string(overflow_name(c.overflow)).c_str()));
-  add(std::snprintf(line, sizeof line, "%-9s %14s %12s %10s %10s %10s\n", "PARTITION", "HEAD",
-                    "PUBLISH/S", "REJECTED", "ABANDONED", "DEDUPED"));
+  add(std::snprintf(line, sizeof line, "%-9s %14s %12s %10s %10s %10s  %s\n", "PARTITION",
+                    "HEAD", "PUBLISH/S", "REJECTED", "ABANDONED", "DEDUPED", "EXCLUSIVE"));
   std::uint64_t th = 0, tr = 0, ta = 0, td = 0, tph = 0;
   for (std::uint32_t p = 0; p < c.partitions; ++p) {
     const std::uint64_t ph = prev && p < prev->head.size() ? prev->head[p] : 0;
-    add(std::snprintf(line, sizeof line, "%-9u %14llu %12s %10llu %10llu %10llu\n", p,
+    add(std::snprintf(line, sizeof line, "%-9u %14llu %12s %10llu %10llu %10llu  %s\n", p,
                       static_cast<unsigned long long>(s.head[p]),
                       rate(s.head[p], ph, secs, prev != nullptr).c_str(),
                       static_cast<unsigned long long>(s.rejected[p]),
                       static_cast<unsigned long long>(s.abandoned[p]),
-                      static_cast<unsigned long long>(s.deduplicated[p])));
+                      static_cast<unsigned long long>(s.deduplicated[p]),
+                      s.exclusive[p].c_str()));
     th += s.head[p], tr += s.rejected[p], ta += s.abandoned[p], td += s.deduplicated[p], tph += ph;
   }
   add(std::snprintf(line, sizeof line, "%-9s %14llu %12s %10llu %10llu %10llu\n\n", "total",

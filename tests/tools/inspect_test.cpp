@@ -3,6 +3,7 @@
 #include <cstdio>
 #include <cstring>
 #include <map>
+#include <span>
 #include <string>
 #include <thread>
 #include <vector>
@@ -319,6 +320,51 @@ TEST_F(inspect, StatJsonReportsPerConsumerDeliveryLatency) {
   EXPECT_LE(t.at("p999").get<std::uint64_t>(), t.at("max").get<std::uint64_t>());
   EXPECT_EQ(latency.at("idle"),
             (json{{"p50", 0}, {"p99", 0}, {"p999", 0}, {"max", 0}, {"count", 0}}));
+}
+
+// An exclusive producer's hold on a partition (core::RingProducer::set_exclusive) is shown by
+// stat (JSON and text) and top, and disappears when it lets go.
+TEST_F(inspect, StatAndTopShowWhoHoldsAPartitionExclusively) {
+  create({"--partitions", "2", "--slots", "64"});
+  auto bus = evring::Bus::open(bus_);
+  ASSERT_TRUE(bus.ok());
+  auto producer = (*bus)->producer("chat", {"chat"});
+  ASSERT_TRUE(producer.ok());
+  auto type = (*producer)->resolve("chat.message.created");
+  ASSERT_TRUE(type.ok());
+  (*producer)->set_exclusive(true);
+  const std::string key = "conv-held";
+  ASSERT_EQ((*producer)->publish(*type, key, "{}"), evring::core::PublishResult::kOk);
+  const std::uint32_t held = (*bus)->ring().partition_of(
+      evring::entity_key_hash(std::as_bytes(std::span(key.data(), key.size()))));
+  const std::uint32_t other = 1 - held;
+  const std::string id = std::to_string((*producer)->id());
+
+  json s = stat();
+  const json& e = s.at("partitions").at(held).at("exclusive");
+  EXPECT_EQ(e.at("producer"), (*producer)->id()) << e.dump();
+  EXPECT_EQ(e.at("service"), "chat");
+  EXPECT_EQ(e.at("pid"), static_cast<int>(::getpid()));
+  EXPECT_TRUE(e.at("lane").is_number_unsigned());
+  EXPECT_TRUE(s.at("partitions").at(other).at("exclusive").is_null());
+
+  Output text = run({"stat", bus_});
+  ASSERT_EQ(text.code, 0) << text.err;
+  EXPECT_EQ(row_fields(text.out, std::to_string(held)).back(), std::to_string(::getpid()))
+      << text.out;
+  EXPECT_NE(text.out.find(" producer " + id + " (chat) pid "), std::string::npos) << text.out;
+  EXPECT_EQ(row_fields(text.out, std::to_string(other)).back(), "-") << text.out;
+
+  const std::string top =
+      capture(std::string(EVRING_BINARY) + " top " + bus_ + " --iterations 1 < /dev/null");
+  const std::vector<std::string> row = row_fields(top, std::to_string(held));
+  ASSERT_GE(row.size(), 2u) << top;
+  EXPECT_EQ(row[row.size() - 2], "producer") << top;
+  EXPECT_EQ(row.back(), id) << top;
+  EXPECT_EQ(row_fields(top, std::to_string(other)).back(), "-") << top;
+
+  (*producer)->set_exclusive(false);
+  EXPECT_TRUE(stat().at("partitions").at(held).at("exclusive").is_null());
 }
 
 TEST_F(inspect, TopInTmuxQuitsOnQ) {

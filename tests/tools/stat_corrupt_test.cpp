@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <cstddef>
 #include <cstdint>
 
 #include "cli_fixture.h"
@@ -89,6 +90,36 @@ TEST_F(cli_stat_corrupt, JsonGivesTheFindingsAsAnArray) {
   EXPECT_TRUE(found) << j.dump();
   // Every sequence the head no longer covers is listed too: one finding per slot past it.
   EXPECT_EQ(j["corruption"].size(), 1 + (head_ - 1)) << j.dump();
+}
+
+// An exclusive mark that names no lane (core/ring_layout.h: lane + 1) is a finding, and top
+// says so instead of reading a lane that is not there.
+TEST_F(cli_stat_corrupt, AnExclusiveMarkNamingNoLaneIsListedAndShownAsSuch) {
+  populate();
+  const std::uint32_t mark = 5000;
+  const int fd = ::open(evring::Bus::object_path(bus_).c_str(), O_WRONLY);
+  ASSERT_GE(fd, 0);
+  ASSERT_EQ(::pwrite(fd, &mark, sizeof mark,
+                     static_cast<off_t>(head_offset_ +
+                                        offsetof(evring::core::PartitionHeader, exclusive_owner))),
+            static_cast<ssize_t>(sizeof mark));
+  ::close(fd);
+  Output o = run({"stat", bus_, "--json"});
+  EXPECT_EQ(o.code, 7);
+  json j = json::parse(o.out);
+  bool found = false;
+  for (const json& f : j["corruption"])
+    found |= f.get<std::string>().find("exclusive owner 5000 names no producer lane") !=
+             std::string::npos;
+  EXPECT_TRUE(found) << j.dump();
+  // top reads a live bus without checking it first: it shows the mark, not a lane past the end.
+  Output top = run({"top", bus_, "--iterations", "1"});
+  EXPECT_EQ(top.code, 0) << top.err;
+  const std::string row = "\n" + std::to_string(busy_) + " ";
+  const std::size_t at = top.out.find(row);
+  ASSERT_NE(at, std::string::npos) << top.out;
+  const std::string line = top.out.substr(at + 1, top.out.find('\n', at + 1) - at - 1);
+  EXPECT_EQ(line.substr(line.size() - 10), "lane 4999?") << line;
 }
 
 TEST_F(cli_stat_corrupt, ABusThatOpenRefusesStillGetsItsFindingsListed) {
