@@ -29,6 +29,7 @@ struct PublishArgs {
   std::string correlation, causation, idempotency_key, classification, revision;
   std::string full_timeout_ms;
   bool jsonl = false;
+  bool exclusive = false;   // hold each partition published to while the command runs
   bool data_given = false;  // --data was present (even empty: "" is not valid JSON)
 };
 
@@ -46,11 +47,13 @@ Status set_json_payload(EventSpec* spec, std::string_view text, std::string_view
 class Publisher {
  public:
   Publisher(std::shared_ptr<Bus> bus, std::string default_producer,
-            std::vector<std::string> default_domains, std::uint64_t full_timeout_ms)
+            std::vector<std::string> default_domains, std::uint64_t full_timeout_ms,
+            bool exclusive)
       : bus_(std::move(bus)),
         default_producer_(std::move(default_producer)),
         default_domains_(std::move(default_domains)),
-        full_timeout_ms_(full_timeout_ms) {}
+        full_timeout_ms_(full_timeout_ms),
+        exclusive_(exclusive) {}
 
   Status publish(const EventSpec& spec, core::PublishReceipt* receipt, bool* duplicate) {
     auto producer = producer_for(spec.producer);
@@ -114,6 +117,9 @@ class Publisher {
       refused_.emplace(service, p.status());
       return p.status();
     }
+    // Each partition is taken at its first publish and given back when the producer goes (at
+    // exit); a partition another live producer holds refuses the event (exit 8).
+    (*p)->set_exclusive(exclusive_);
     return producers_.emplace(service, std::move(p.value())).first->second.get();
   }
 
@@ -130,6 +136,7 @@ class Publisher {
   std::string default_producer_;
   std::vector<std::string> default_domains_;
   std::uint64_t full_timeout_ms_;
+  bool exclusive_;
   std::map<std::string, std::unique_ptr<Producer>> producers_;
   std::map<std::string, Status> refused_;
   std::map<std::string, std::uint16_t> types_;
@@ -211,7 +218,8 @@ int run_publish(const PublishArgs& a, bool full_timeout_given) {
   if (Status s = Bus::validate_name(a.bus); !s.is_ok()) return fail(s);
   auto bus = Bus::open(a.bus);
   if (!bus.ok()) return fail(bus.status());
-  Publisher publisher(std::move(bus.value()), a.producer, split_list(a.domains), full_timeout_ms);
+  Publisher publisher(std::move(bus.value()), a.producer, split_list(a.domains), full_timeout_ms,
+                      a.exclusive);
   if (a.jsonl) return run_jsonl(publisher, a.producer);
 
   core::PublishReceipt receipt;
@@ -261,6 +269,9 @@ void add_publish_verb(CLI::App& app, VerbList& verbs) {
                               "\"entity\", \"data\", optional \"correlation\", \"causation\", "
                               "\"idempotency_key\", \"classification\", \"revision\"}");
   for (CLI::Option* o : {type, entity, data, file, corr, caus, idem, cls, rev}) jsonl->excludes(o);
+  cmd->add_flag("--exclusive", a->exclusive,
+                "Hold each partition published to for this command alone until it exits (no "
+                "locked instruction per event); a partition another producer holds refuses (8)");
   auto* timeout = cmd->add_option("--full-timeout-ms", a->full_timeout_ms,
                                   "While the bus is full (reject mode), retry this long before "
                                   "refusing (default 5000 with --jsonl, else 0)")

@@ -159,6 +159,47 @@ TEST_F(cli, DomainNotOwnedExits6AndWritesNothing) {
   EXPECT_EQ(stat()["totals"]["published"], 1);
 }
 
+// publish --exclusive holds the partitions it publishes to while it runs and lets go at exit;
+// a partition held by another live producer refuses it, and plain publishes, with exit 8.
+TEST_F(cli, PublishExclusiveHoldsWhileRunningAndIsRefusedWhereAnotherHolds) {
+  create({"--partitions", "1"});
+  Output o = run({"publish", bus_, "--type", "chat.message.created", "--producer", "chat",
+                  "--entity", "conv-1", "--data", "{}", "--exclusive"});
+  ASSERT_EQ(o.code, 0) << o.err;
+  json s = stat();
+  EXPECT_EQ(s["totals"]["published"], 1);
+  EXPECT_TRUE(s["partitions"][0]["exclusive"].is_null()) << "released when the command exits";
+
+  auto bus = evring::Bus::open(bus_);
+  ASSERT_TRUE(bus.ok());
+  auto holder = (*bus)->producer("chat", {"chat"});
+  ASSERT_TRUE(holder.ok());
+  auto type = (*holder)->resolve("chat.message.created");
+  ASSERT_TRUE(type.ok());
+  (*holder)->set_exclusive(true);
+  ASSERT_EQ((*holder)->publish(*type, "conv-2", "{}"), evring::core::PublishResult::kOk);
+  for (bool exclusive : {false, true}) {
+    std::vector<std::string> args{"publish", bus_, "--type", "chat.message.created",
+                                  "--producer", "chat", "--entity", "conv-3", "--data", "{}"};
+    if (exclusive) args.push_back("--exclusive");
+    o = run(args);
+    EXPECT_EQ(o.code, 8) << "exclusive " << exclusive << ": " << o.err;
+    expect_one_error_line(o, "held by another producer publishing exclusively");
+  }
+  std::string input = event_line("chat.message.created", "conv-4", 0) +
+                      event_line("chat.message.created", "conv-5", 1);
+  o = run({"publish", bus_, "--jsonl", "--producer", "chat", "--exclusive"}, input);
+  EXPECT_EQ(o.code, 6) << o.err;
+  EXPECT_EQ(o.out, "published 0 refused 2\n");
+  EXPECT_EQ(stat()["totals"]["published"], 2) << "nothing written by the refused commands";
+
+  (*holder)->set_exclusive(false);
+  o = run({"publish", bus_, "--jsonl", "--producer", "chat", "--exclusive"}, input);
+  EXPECT_EQ(o.code, 0) << o.err;
+  EXPECT_EQ(o.out, "published 2 refused 0\n");
+  EXPECT_EQ(stat()["totals"]["published"], 4);
+}
+
 TEST_F(cli, PayloadTooLargeExits6) {
   create({"--slot-size", "256"});
   Output o = run({"publish", bus_, "--type", "chat.message.created", "--producer", "chat",
@@ -355,7 +396,7 @@ TEST_F(cli, HelpListsEveryFlagAndExitCodes) {
       {"stat", {"--json"}},
       {"publish", {"--type", "--producer", "--entity", "--domains", "--data", "--data-file",
                    "--correlation", "--causation", "--idempotency-key", "--classification",
-                   "--revision", "--jsonl", "--full-timeout-ms"}},
+                   "--revision", "--jsonl", "--full-timeout-ms", "--exclusive"}},
       {"tail", {"--consumer", "--from", "--filter", "--count", "--timeout-ms", "--wait"}}};
   Output top = run({"--help"});
   ASSERT_EQ(top.code, 0);

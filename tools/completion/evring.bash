@@ -37,7 +37,7 @@ _evring_bool_flags() {
   case "$1" in
     ls | stat | inspect) echo "--help --json" ;;
     create) echo "--help --huge-pages" ;;
-    publish) echo "--help --jsonl" ;;
+    publish) echo "--help --jsonl --exclusive" ;;
     bench-throughput) echo "--help --no-peers --json --huge-pages --exclusive --dedup" ;;
     bench-latency) echo "--help --no-peers --json --huge-pages --exclusive" ;;
     bench-peers) echo "--help --quick --json" ;;
