@@ -261,7 +261,8 @@ Status publish_status(core::PublishResult result, std::string_view context) {
     case core::PublishResult::kUnknownType: return Status::unknown_event_type(msg);
     case core::PublishResult::kDomainNotOwned: return Status::domain_not_owned(msg);
     case core::PublishResult::kRevoked:
-    case core::PublishResult::kExclusive: return Status::unavailable(msg);
+    case core::PublishResult::kExclusive:
+    case core::PublishResult::kBusy: return Status::unavailable(msg);
   }
   return Status(Code::kUnavailable, msg);
 }

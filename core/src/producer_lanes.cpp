@@ -149,7 +149,10 @@ PublishResult RingProducer::acquire_exclusive(std::uint32_t p) {
     return PublishResult::kExclusive;
   }
   // Sharers that passed their check before our mark may still be between it and the end of
-  // their claim: wait until each has finished (its intent idle or elsewhere), or is dead.
+  // their claim: wait until each has finished (its intent idle or elsewhere), or is dead. A
+  // claim normally ends within microseconds; one that does not (a zero-copy claim held open,
+  // a stopped process) makes us give the partition back rather than block the publish.
+  std::uint64_t started = 0;
   for (std::uint32_t i = 0; i < region_.config().producer_lanes; ++i) {
     if (i == lane_index_) continue;
     const ProducerLane& l = region_.lane(i);
@@ -161,6 +164,17 @@ PublishResult RingProducer::acquire_exclusive(std::uint32_t p) {
         break;
       if (l.state.load(std::memory_order_acquire) == 0) break;
       if (alive_ && spins >= 64 && !alive_(l.owner_pid, l.owner_start)) break;
+      if ((spins & 63) == 63) {
+        const std::uint64_t now = monotonic_ns();
+        if (started == 0) started = now;
+        if (now - started >= kExclusiveTakeWaitNs) {
+          // Release: the sharers that see the mark gone may claim (nothing of ours to publish).
+          std::uint32_t expected = me;
+          (void)owner.compare_exchange_strong(expected, 0, std::memory_order_release,
+                                              std::memory_order_relaxed);
+          return PublishResult::kBusy;
+        }
+      }
       cpu_relax(spins);
     }
   }

@@ -202,6 +202,9 @@ std::string_view describe(PublishResult r) {
       return "the claimed slot was abandoned before it was written (producer presumed dead)";
     case PublishResult::kExclusive:
       return "partition held by another producer publishing exclusively";
+    case PublishResult::kBusy:
+      return "partition busy: another producer's claim there is still open, so it could not be "
+             "taken exclusively";
   }
   return "invalid result";
 }

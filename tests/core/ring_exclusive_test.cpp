@@ -105,6 +105,31 @@ TEST_F(RingTest, ReleasingOrDestroyingTheHolderLetsOthersPublish) {
   EXPECT_EQ(got.payloads, (std::vector<std::string>{"a", "b", "a", "b", "a"}));
 }
 
+// Publishing never blocks: a take that would wait on another producer's claim that stays open
+// (here a zero-copy claim; a stopped process looks the same) gives the partition back after
+// kExclusiveTakeWaitNs and says kBusy, having written nothing; once the claim is done it works.
+TEST_F(RingTest, ATakeThatWouldWaitOnAnOpenClaimGivesUpWithBusy) {
+  TestRing ring(small_config(1, 16));
+  RingConsumer consumer(ring.region(), 0, Start::kEarliest);
+  auto sharer = make_producer(ring.region(), 1, policy_.get());
+  auto taker = make_producer(ring.region(), 2, policy_.get());
+  Req open(1, "k", "");
+  Claim claim;
+  ASSERT_EQ(sharer->try_claim(open.request, 4, &claim), PublishResult::kOk);
+  taker->set_exclusive(true);
+  Req r(1, "k", "taken");
+  EXPECT_EQ(taker->try_publish(r.request), PublishResult::kBusy);
+  EXPECT_EQ(owner_of(ring, 0), 0u) << "the mark is given back";
+  EXPECT_EQ(ring.head(0), 1u) << "the taker claimed nothing";
+  EXPECT_EQ(ring.region().lane(taker->lane()).count.load(), 0u) << "no intent left";
+
+  std::memcpy(claim.payload.data(), "held", 4);
+  ASSERT_EQ(sharer->commit(claim), PublishResult::kOk);
+  EXPECT_EQ(taker->try_publish(r.request), PublishResult::kOk) << "no open claim: taken now";
+  EXPECT_EQ(owner_of(ring, 0), taker->lane() + 1);
+  EXPECT_EQ(drain(consumer).payloads, (std::vector<std::string>{"held", "taken"}));
+}
+
 TEST_F(RingTest, ADeadHoldersPartitionIsFreedByTheNextProducer) {
   TestRing ring(small_config(1, 16));
   RingConsumer consumer(ring.region(), 0, Start::kEarliest);
@@ -210,7 +235,9 @@ TEST_F(RingTest, TakingAndReleasingUnderContentionNeverClaimsASequenceTwice) {
           ++i;
           continue;
         }
-        EXPECT_TRUE(res == PublishResult::kFull || res == PublishResult::kExclusive)
+        // kBusy: a take met a sharer's claim that a preemption kept open past the bound.
+        EXPECT_TRUE(res == PublishResult::kFull || res == PublishResult::kExclusive ||
+                    res == PublishResult::kBusy)
             << describe(res);
         std::this_thread::yield();
       }

@@ -243,7 +243,7 @@ TEST_F(RingTest, TypePolicyRefusesUnknownTypesAndForeignDomains) {
 }
 
 TEST(PublishResultTest, EveryResultIsDescribed) {
-  for (int r = 0; r <= static_cast<int>(PublishResult::kDuplicate); ++r)
+  for (int r = 0; r <= static_cast<int>(kLastPublishResult); ++r)
     EXPECT_NE(describe(static_cast<PublishResult>(r)), "invalid result") << r;
 }
 

@@ -194,7 +194,10 @@ enum class [[nodiscard]] PublishResult : std::uint8_t {
   kDuplicate,       // dropped by the dedup filter (not an error)
   kRevoked,         // the claimed slot was abandoned before it was written (see resolve_stuck)
   kExclusive,       // the partition is held by another, live, exclusive producer
+  kBusy,            // exclusive take not done: another producer's claim there stayed open past
+                    // RingProducer::kExclusiveTakeWaitNs (nothing written; try again later)
 };
+inline constexpr PublishResult kLastPublishResult = PublishResult::kBusy;
 std::string_view describe(PublishResult r);
 
 struct PublishReceipt {
@@ -237,8 +240,10 @@ class RingProducer {
   // drain was most of a cross-core publish. Others publishing there get kExclusive until it is
   // released: set_exclusive(false), destruction, or its process dying (the next producer that
   // looks finds the holder dead and frees the partition). A partition held by another live
-  // producer refuses this one with kExclusive too. Like Aeron's exclusive publication or the
-  // Disruptor's single-producer sequencer, but taken and given back at run time.
+  // producer refuses this one with kExclusive too, and a take that finds another producer's
+  // claim there still open after kExclusiveTakeWaitNs gives up with kBusy (publishing never
+  // blocks; retry later). Like Aeron's exclusive publication or the Disruptor's
+  // single-producer sequencer, but taken and given back at run time.
   void set_exclusive(bool on);
   bool exclusive() const { return exclusive_; }
   ~RingProducer();  // releases exclusively held partitions
@@ -293,7 +298,11 @@ class RingProducer {
   void notify_consumers();  // wakes blocked consumers, if any (after a final slot store)
   static constexpr std::size_t kBatchRun = 64;  // most slots one batch claim takes
   bool previous_lap_finished(std::uint32_t p, std::uint64_t seq) const;
-  // Exclusive mode (cold): takes partition p (kOk) or says who holds it (kExclusive).
+  // Exclusive mode (cold): takes partition p (kOk), says another holds it (kExclusive), or
+  // gives up after waiting kExclusiveTakeWaitNs for other producers' claims there (kBusy):
+  // publishing never blocks, and a claim may be a zero-copy one held open, or its process
+  // stopped.
+  static constexpr std::uint64_t kExclusiveTakeWaitNs = 1'000'000;
   PublishResult acquire_exclusive(std::uint32_t p);
   // Partition p is held by lane owner - 1: true (and the partition freed) when that producer is
   // gone (lane free or its process dead); false when it is alive.
