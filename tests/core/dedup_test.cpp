@@ -263,19 +263,23 @@ TEST(Dedup, LaggingProducerSeesOriginalWithinWindowAfterGenerationAdvance) {
 }
 
 // Two producer threads publish the same key at the same moment, round after round (a spin
-// barrier lines them up). Whichever sets its bits first publishes without confirming; the other
-// confirms and must find it even while it is still being written, whether it sits above or below
-// in the ring. Every round: exactly one delivered, the other counted as deduplicated.
-TEST(Dedup, RacingEqualKeysPublishExactlyOnePerRound) {
+// barrier lines them up) while a drainer consumes. Whichever sets its bits first publishes
+// without confirming; the other confirms and must find it even while it is still being written,
+// whether it sits above or below in the ring. Every round: exactly one delivered, the other
+// counted as deduplicated. With `take_every_other`, producer a takes the partition exclusively
+// for every other round (plain bloom stores) and lets go after its publish, so the bits change
+// hands between the two ways of setting them while b is claiming.
+void race_equal_keys(int rounds, bool take_every_other) {
   DedupRig rig(dedup_config(1024, 256));
   auto other = make_producer(rig.ring.region(), 2, rig.policy.get());
-  constexpr int kRounds = 4000;
   std::atomic<int> arrived{0};
   auto racer = [&](RingProducer& producer, int side) {
-    for (int round = 0; round < kRounds; ++round) {
+    for (int round = 0; round < rounds; ++round) {
       arrived.fetch_add(1);
       while (arrived.load() < 2 * (round + 1)) {
       }
+      const bool take = take_every_other && side == 0 && round % 2 == 0;
+      if (take) producer.set_exclusive(true);
       PublishRequest r;
       r.type_id = 1;
       r.entity_key = "entity";
@@ -283,8 +287,12 @@ TEST(Dedup, RacingEqualKeysPublishExactlyOnePerRound) {
       r.payload = as_payload(text);
       r.idempotency_key = Id128::from_key_text(tag("race", static_cast<std::uint32_t>(round)));
       PublishResult res;
-      while ((res = producer.try_publish(r)) == PublishResult::kFull) std::this_thread::yield();
-      ASSERT_TRUE(res == PublishResult::kOk || res == PublishResult::kDuplicate);
+      // kExclusive / kBusy: the other side holds the partition, or a take met an open claim.
+      while ((res = producer.try_publish(r)) == PublishResult::kFull ||
+             res == PublishResult::kExclusive || res == PublishResult::kBusy)
+        std::this_thread::yield();
+      if (take) producer.set_exclusive(false);
+      ASSERT_TRUE(res == PublishResult::kOk || res == PublishResult::kDuplicate) << describe(res);
     }
   };
   std::vector<std::string> got;
@@ -304,11 +312,17 @@ TEST(Dedup, RacingEqualKeysPublishExactlyOnePerRound) {
   drainer.join();
   std::map<int, int> per_round;
   for (const std::string& text : got) ++per_round[std::stoi(text)];
-  EXPECT_EQ(per_round.size(), static_cast<std::size_t>(kRounds)) << "a round lost both events";
+  EXPECT_EQ(per_round.size(), static_cast<std::size_t>(rounds)) << "a round lost both events";
   int doubled = 0;
   for (const auto& [round, n] : per_round) doubled += n > 1;
   EXPECT_EQ(doubled, 0) << "rounds that delivered both racing duplicates";
-  EXPECT_EQ(rig.deduplicated(), static_cast<std::uint64_t>(kRounds));
+  EXPECT_EQ(rig.deduplicated(), static_cast<std::uint64_t>(rounds));
+}
+
+TEST(Dedup, RacingEqualKeysPublishExactlyOnePerRound) { race_equal_keys(4000, false); }
+
+TEST(Dedup, EqualKeysRacingAnExclusiveTakerPublishExactlyOnePerRound) {
+  race_equal_keys(2000, true);
 }
 
 // An exclusive holder sets its bits with a plain load and store (BloomWriters::kSole). They
@@ -349,57 +363,6 @@ TEST(Dedup, AnExclusiveHoldersBitsCatchDuplicatesAcrossTheHandOver) {
   EXPECT_EQ(rig.deduplicated(), 3u);
 }
 
-// As RacingEqualKeysPublishExactlyOnePerRound, but one side takes the partition exclusively
-// for every other round (plain bloom stores) and lets it go after its publish, so the bits
-// change hands between the two ways of setting them while the other side is claiming.
-TEST(Dedup, EqualKeysRacingAnExclusiveTakerPublishExactlyOnePerRound) {
-  DedupRig rig(dedup_config(1024, 256));
-  auto other = make_producer(rig.ring.region(), 2, rig.policy.get());
-  constexpr int kRounds = 2000;
-  std::atomic<int> arrived{0};
-  auto racer = [&](RingProducer& producer, int side) {
-    for (int round = 0; round < kRounds; ++round) {
-      arrived.fetch_add(1);
-      while (arrived.load() < 2 * (round + 1)) {
-      }
-      const bool take = side == 0 && round % 2 == 0;
-      if (take) producer.set_exclusive(true);
-      PublishRequest r;
-      r.type_id = 1;
-      r.entity_key = "entity";
-      std::string text = std::to_string(round) + (side ? "b" : "a");
-      r.payload = as_payload(text);
-      r.idempotency_key = Id128::from_key_text(tag("race", static_cast<std::uint32_t>(round)));
-      PublishResult res;
-      while ((res = producer.try_publish(r)) == PublishResult::kFull ||
-             res == PublishResult::kExclusive || res == PublishResult::kBusy)
-        std::this_thread::yield();
-      if (take) producer.set_exclusive(false);
-      ASSERT_TRUE(res == PublishResult::kOk || res == PublishResult::kDuplicate) << describe(res);
-    }
-  };
-  std::vector<std::string> got;
-  std::atomic<bool> done{false};
-  std::thread drainer([&] {
-    auto take = [&](const Event& e) { got.emplace_back(e.view.payload_text()); };
-    while (!done.load()) (void)rig.consumer.poll(take);
-    while (rig.consumer.poll(take).delivered > 0) {
-    }
-  });
-  std::thread a([&] { racer(*rig.producer, 0); });
-  std::thread b([&] { racer(*other, 1); });
-  a.join();
-  b.join();
-  done.store(true);
-  drainer.join();
-  std::map<int, int> per_round;
-  for (const std::string& text : got) ++per_round[std::stoi(text)];
-  EXPECT_EQ(per_round.size(), static_cast<std::size_t>(kRounds)) << "a round lost both events";
-  int doubled = 0;
-  for (const auto& [round, n] : per_round) doubled += n > 1;
-  EXPECT_EQ(doubled, 0) << "rounds that delivered both racing duplicates";
-  EXPECT_EQ(rig.deduplicated(), static_cast<std::uint64_t>(kRounds));
-}
 
 TEST(Dedup, BatchDropsDuplicatesInsideTheBatch) {
   DedupRig rig(dedup_config(64, 16));

@@ -8,7 +8,9 @@
 
 #include <cstdlib>
 #include <fstream>
+#include <memory>
 #include <nlohmann/json.hpp>
+#include <span>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -127,6 +129,33 @@ class CliTest : public ::testing::Test {
     std::vector<json> events;
     for (const auto& line : lines_of(out)) events.push_back(json::parse(line));
     return events;
+  }
+
+  // A producer "chat" of this test's bus that publishes exclusively, after publishing one
+  // event keyed `key`: it holds `partition` until it is destroyed or lets go.
+  struct ExclusiveHolder {
+    std::shared_ptr<evring::Bus> bus;
+    std::unique_ptr<evring::Producer> producer;
+    std::uint32_t partition = 0;
+  };
+  ExclusiveHolder hold_exclusively(const std::string& key) {
+    ExclusiveHolder h;
+    auto bus = evring::Bus::open(bus_);
+    EXPECT_TRUE(bus.ok()) << bus.status().to_string();
+    if (!bus.ok()) return h;
+    h.bus = std::move(bus.value());
+    auto producer = h.bus->producer("chat", {"chat"});
+    EXPECT_TRUE(producer.ok()) << producer.status().to_string();
+    if (!producer.ok()) return h;
+    h.producer = std::move(producer.value());
+    auto type = h.producer->resolve("chat.message.created");
+    EXPECT_TRUE(type.ok());
+    h.producer->set_exclusive(true);
+    EXPECT_EQ(h.producer->publish(type.ok() ? *type : 0, key, "{}"),
+              evring::core::PublishResult::kOk);
+    h.partition = h.bus->ring().partition_of(
+        evring::entity_key_hash(std::as_bytes(std::span(key.data(), key.size()))));
+    return h;
   }
 
   static std::string event_line(const std::string& type, const std::string& entity, int n) {

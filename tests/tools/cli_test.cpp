@@ -170,14 +170,8 @@ TEST_F(cli, PublishExclusiveHoldsWhileRunningAndIsRefusedWhereAnotherHolds) {
   EXPECT_EQ(s["totals"]["published"], 1);
   EXPECT_TRUE(s["partitions"][0]["exclusive"].is_null()) << "released when the command exits";
 
-  auto bus = evring::Bus::open(bus_);
-  ASSERT_TRUE(bus.ok());
-  auto holder = (*bus)->producer("chat", {"chat"});
-  ASSERT_TRUE(holder.ok());
-  auto type = (*holder)->resolve("chat.message.created");
-  ASSERT_TRUE(type.ok());
-  (*holder)->set_exclusive(true);
-  ASSERT_EQ((*holder)->publish(*type, "conv-2", "{}"), evring::core::PublishResult::kOk);
+  ExclusiveHolder holder = hold_exclusively("conv-2");
+  ASSERT_TRUE(holder.producer);
   for (bool exclusive : {false, true}) {
     std::vector<std::string> args{"publish", bus_, "--type", "chat.message.created",
                                   "--producer", "chat", "--entity", "conv-3", "--data", "{}"};
@@ -193,7 +187,7 @@ TEST_F(cli, PublishExclusiveHoldsWhileRunningAndIsRefusedWhereAnotherHolds) {
   EXPECT_EQ(o.out, "published 0 refused 2\n");
   EXPECT_EQ(stat()["totals"]["published"], 2) << "nothing written by the refused commands";
 
-  (*holder)->set_exclusive(false);
+  holder.producer->set_exclusive(false);
   o = run({"publish", bus_, "--jsonl", "--producer", "chat", "--exclusive"}, input);
   EXPECT_EQ(o.code, 0) << o.err;
   EXPECT_EQ(o.out, "published 2 refused 0\n");

@@ -9,7 +9,6 @@
 #include <chrono>
 #include <cmath>
 #include <map>
-#include <span>
 #include <string>
 #include <thread>
 #include <vector>
@@ -268,23 +267,15 @@ TEST_F(exporter, ServesSeveralBusesLabelledByBus) {
 
 TEST_F(exporter, ServesTheExclusiveHolderOfEachPartition) {
   create({"--partitions", "2", "--slots", "16"});
-  auto bus = evring::Bus::open(bus_);
-  ASSERT_TRUE(bus.ok());
-  auto producer = (*bus)->producer("chat", {"chat"});
-  ASSERT_TRUE(producer.ok());
-  auto type = (*producer)->resolve("chat.message.created");
-  ASSERT_TRUE(type.ok());
-  (*producer)->set_exclusive(true);
-  const std::string key = "conv-held";
-  ASSERT_EQ((*producer)->publish(*type, key, "{}"), evring::core::PublishResult::kOk);
-  const std::uint32_t held = (*bus)->ring().partition_of(
-      evring::entity_key_hash(std::as_bytes(std::span(key.data(), key.size()))));
+  const ExclusiveHolder holder = hold_exclusively("conv-held");
+  ASSERT_TRUE(holder.producer);
+  const std::uint32_t held = holder.partition;
   const int port = free_port();
   start_exporter({bus_}, port);
   const std::vector<Sample> s = scrape(port);
   EXPECT_EQ(value(s, "evring_partition_exclusive_producer",
                   {{"bus", bus_}, {"partition", std::to_string(held)}}),
-            (*producer)->id());
+            holder.producer->id());
   EXPECT_EQ(value(s, "evring_partition_exclusive_producer",
                   {{"bus", bus_}, {"partition", std::to_string(1 - held)}}),
             0)

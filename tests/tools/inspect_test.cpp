@@ -3,7 +3,6 @@
 #include <cstdio>
 #include <cstring>
 #include <map>
-#include <span>
 #include <string>
 #include <thread>
 #include <vector>
@@ -326,23 +325,15 @@ TEST_F(inspect, StatJsonReportsPerConsumerDeliveryLatency) {
 // stat (JSON and text) and top, and disappears when it lets go.
 TEST_F(inspect, StatAndTopShowWhoHoldsAPartitionExclusively) {
   create({"--partitions", "2", "--slots", "64"});
-  auto bus = evring::Bus::open(bus_);
-  ASSERT_TRUE(bus.ok());
-  auto producer = (*bus)->producer("chat", {"chat"});
-  ASSERT_TRUE(producer.ok());
-  auto type = (*producer)->resolve("chat.message.created");
-  ASSERT_TRUE(type.ok());
-  (*producer)->set_exclusive(true);
-  const std::string key = "conv-held";
-  ASSERT_EQ((*producer)->publish(*type, key, "{}"), evring::core::PublishResult::kOk);
-  const std::uint32_t held = (*bus)->ring().partition_of(
-      evring::entity_key_hash(std::as_bytes(std::span(key.data(), key.size()))));
-  const std::uint32_t other = 1 - held;
-  const std::string id = std::to_string((*producer)->id());
+  const ExclusiveHolder holder = hold_exclusively("conv-held");
+  ASSERT_TRUE(holder.producer);
+  evring::Producer& producer = *holder.producer;
+  const std::uint32_t held = holder.partition, other = 1 - held;
+  const std::string id = std::to_string(producer.id());
 
   json s = stat();
   const json& e = s.at("partitions").at(held).at("exclusive");
-  EXPECT_EQ(e.at("producer"), (*producer)->id()) << e.dump();
+  EXPECT_EQ(e.at("producer"), producer.id()) << e.dump();
   EXPECT_EQ(e.at("service"), "chat");
   EXPECT_EQ(e.at("pid"), static_cast<int>(::getpid()));
   EXPECT_TRUE(e.at("lane").is_number_unsigned());
@@ -363,7 +354,7 @@ TEST_F(inspect, StatAndTopShowWhoHoldsAPartitionExclusively) {
   EXPECT_EQ(row.back(), id) << top;
   EXPECT_EQ(row_fields(top, std::to_string(other)).back(), "-") << top;
 
-  (*producer)->set_exclusive(false);
+  producer.set_exclusive(false);
   EXPECT_TRUE(stat().at("partitions").at(held).at("exclusive").is_null());
 }
 
