@@ -62,10 +62,19 @@ bool tsc_clock_usable() {
 }
 
 UnixClock::UnixClock() : tsc_usable_(tsc_clock_usable()) {}
+UnixClock::UnixClock(const ClockSources* sources) : tsc_usable_(true), sources_(sources) {}
+
+// A predictable branch on the hot path: sources_ is null outside tests.
+inline std::uint64_t UnixClock::tsc_now() const {
+  return sources_ ? sources_->tsc(sources_->context) : read_tsc();
+}
+std::uint64_t UnixClock::realtime_now() const {
+  return sources_ ? sources_->realtime_ns(sources_->context) : unix_now_ns();
+}
 
 std::uint64_t UnixClock::now_ns() {
   if (!tsc_usable_) return unix_now_ns();
-  const std::uint64_t tsc = read_tsc();
+  const std::uint64_t tsc = tsc_now();
   const std::uint64_t ticks = tsc - tsc_anchor_;
   const std::uint64_t since_last = tsc - last_tsc_;
   last_tsc_ = tsc;
@@ -91,9 +100,9 @@ std::uint64_t UnixClock::reanchor(bool after_gap) {
   // apart; the pair uses their midpoint.
   std::uint64_t ns = 0;
   for (int attempt = 0; attempt < kAnchorAttempts; ++attempt) {
-    const std::uint64_t t0 = read_tsc();
-    ns = unix_now_ns();
-    const std::uint64_t t1 = read_tsc();
+    const std::uint64_t t0 = tsc_now();
+    ns = realtime_now();
+    const std::uint64_t t1 = tsc_now();
     tsc = t0 + (t1 - t0) / 2;
     if (t1 - t0 <= kAnchorMaxTicks) break;
   }

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <chrono>
 #include <ctime>
 #include <thread>
@@ -49,6 +50,104 @@ TEST(UnixClockTest, RareCallsStayExact) {
     EXPECT_GE(v, before);
     EXPECT_LE(v, after);
   }
+}
+
+// A simulated machine for the clock's TSC path: a TSC of 3 ticks per ns and CLOCK_REALTIME,
+// both moved by the test (reads do not advance them).
+struct SimMachine {
+  std::uint64_t tsc = 5'000'000'000;
+  std::uint64_t ns = 1'750'000'000'000'000'000;
+  void run(std::uint64_t real_ns) { advance(real_ns, real_ns); }
+  // Real time passes, the TSC sees only tsc_ns of it (a vCPU off its host CPU).
+  void advance(std::uint64_t real_ns, std::uint64_t tsc_ns) {
+    ns += real_ns;
+    tsc += 3 * tsc_ns;
+  }
+  ClockSources sources() {
+    return {[](void* m) { return static_cast<SimMachine*>(m)->tsc; },
+            [](void* m) { return static_cast<SimMachine*>(m)->ns; }, this};
+  }
+};
+
+std::uint64_t distance(std::uint64_t a, std::uint64_t b) { return a > b ? a - b : b - a; }
+
+// Calls every 10 us for `real_ns` with both clocks in step; returns the largest distance of a
+// value from realtime.
+std::uint64_t run_calls(UnixClock& clock, SimMachine& m, std::uint64_t real_ns) {
+  std::uint64_t worst = 0;
+  for (std::uint64_t t = 0; t < real_ns; t += 10'000) {
+    m.run(10'000);
+    worst = std::max(worst, distance(clock.now_ns(), m.ns));
+  }
+  return worst;
+}
+
+// The bug a CI run caught (2554329): on a KVM guest the TSC advanced 360 us over an 860 us
+// sleep, and the clock extrapolated across it, half a millisecond behind. A gap between calls
+// re-anchors instead.
+// The sleep starts at four points of the 1 ms anchor interval, so that in some the periodic
+// anchor is not due when the calls resume (only the gap rule re-anchors there).
+TEST(UnixClockTest, AGapInWhichTheTscFellBehindReanchors) {
+  for (std::uint64_t phase = 0; phase < 1'000'000; phase += 250'000) {
+    SimMachine m;
+    const ClockSources src = m.sources();
+    UnixClock clock(&src);
+    EXPECT_LE(run_calls(clock, m, 3'000'000 + phase), 1u) << "calibrated: extrapolation is exact";
+    m.advance(860'000, 360'000);
+    EXPECT_LE(distance(clock.now_ns(), m.ns), 1u)
+        << "phase " << phase << ": the call after the gap reads realtime";
+    EXPECT_LE(run_calls(clock, m, 3'000'000), 1u);
+  }
+}
+
+// Stalls too short to be gaps (five calls 40 us apart in which the TSC sees 10 us each) leave
+// the extrapolation 150 us behind until the next anchor. That anchor returns realtime and,
+// finding the drift, drops the calibration: the call after it reads realtime too instead of
+// extrapolating, and a calibration over clean intervals follows.
+TEST(UnixClockTest, DriftFoundAtAnAnchorDropsTheCalibration) {
+  SimMachine m;
+  const ClockSources src = m.sources();
+  UnixClock clock(&src);
+  ASSERT_LE(run_calls(clock, m, 3'000'000), 1u);
+  ASSERT_LE(run_calls(clock, m, 300'000), 1u);  // into an anchor interval
+  for (int i = 0; i < 5; ++i) {
+    m.advance(40'000, 10'000);
+    (void)clock.now_ns();
+  }
+  int calls = 0;
+  for (; calls < 200; ++calls) {
+    m.run(10'000);
+    const std::uint64_t v = clock.now_ns();
+    if (distance(v, m.ns) <= 1) break;  // the anchor
+    ASSERT_LT(v, m.ns);
+    EXPECT_LE(m.ns - v, 150'001u) << "behind by the stalls, no more";
+  }
+  ASSERT_GT(calls, 0) << "the stalls did put the extrapolation behind";
+  ASSERT_LT(calls, 200) << "no anchor within 2 ms";
+  m.run(10'000);
+  EXPECT_EQ(clock.now_ns(), m.ns) << "calibration dropped: realtime, not an extrapolation";
+  EXPECT_LE(run_calls(clock, m, 3'000'000), 1u) << "recalibrated over clean intervals";
+}
+
+// CLOCK_REALTIME stepped back 1 ms (NTP): values hold still rather than go back, and track it
+// again once it has caught up.
+TEST(UnixClockTest, ARealtimeStepBackNeverMakesValuesGoBack) {
+  SimMachine m;
+  const ClockSources src = m.sources();
+  UnixClock clock(&src);
+  std::uint64_t last = 0;
+  for (int i = 0; i < 300; ++i) {
+    m.run(10'000);
+    last = clock.now_ns();
+  }
+  m.ns -= 1'000'000;
+  for (int i = 0; i < 500; ++i) {
+    m.run(10'000);
+    const std::uint64_t v = clock.now_ns();
+    ASSERT_GE(v, last) << "call " << i;
+    last = v;
+  }
+  EXPECT_LE(distance(last, m.ns), 1u) << "caught up: realtime again";
 }
 
 TEST(UnixClockTest, TscPathMatchesThePlatformCheck) {

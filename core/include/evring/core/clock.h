@@ -16,17 +16,31 @@
 
 namespace evring::core {
 
+// Where a UnixClock reads its two clocks. Tests drive a clock with simulated ones (a TSC that
+// stalls while real time runs, a realtime clock stepped back) to check what it returns.
+struct ClockSources {
+  std::uint64_t (*tsc)(void* context);
+  std::uint64_t (*realtime_ns)(void* context);
+  void* context;
+};
+
 class UnixClock {
  public:
   UnixClock();
+  // With the TSC path forced on and both readings taken from `sources` (which must outlive
+  // the clock).
+  explicit UnixClock(const ClockSources* sources);
   std::uint64_t now_ns();
   // Whether the TSC path is in use (false: every call is clock_gettime).
   bool uses_tsc() const { return tsc_usable_; }
 
  private:
   std::uint64_t reanchor(bool after_gap);
+  std::uint64_t tsc_now() const;
+  std::uint64_t realtime_now() const;
 
   bool tsc_usable_;
+  const ClockSources* sources_ = nullptr;  // null: the CPU's TSC and CLOCK_REALTIME
   std::uint64_t tsc_anchor_ = 0;     // TSC at the last anchor
   std::uint64_t ns_anchor_ = 0;      // CLOCK_REALTIME at the last anchor
   std::uint64_t scale_q32_ = 0;      // nanoseconds per tick, 32.32 fixed point (0: uncalibrated)
