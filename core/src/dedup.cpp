@@ -159,12 +159,14 @@ bool dedup_mark(const RingRegion& region, std::uint32_t p, std::uint64_t seq, co
   if (writers == BloomWriters::kSole) {
     // An exclusive holder is the partition's only producer (RingProducer::set_exclusive), so
     // nobody races this word: a plain read-modify-write, no locked instruction (which would
-    // wait for the previous event's slot stores to leave the store buffer). Relaxed: the bits
-    // reach the next holder or sharer through the hand-over (the release of our lane's intent,
-    // which the taker acquires, or of exclusive_owner, which sharers load seq_cst).
+    // wait for the previous event's slot stores to leave the store buffer). The load is
+    // relaxed: bits set before we took the partition reached us through the take (its seq_cst
+    // CAS and lane loads). SYNC POINT: the store is a release (a plain store on x86), as the
+    // fetch_or's is: whoever later reads these bits also sees our claim, even if we die
+    // without handing the partition over.
     before = word.load(std::memory_order_relaxed);
     if ((before & probe.mask) != probe.mask)
-      word.store(before | probe.mask, std::memory_order_relaxed);
+      word.store(before | probe.mask, std::memory_order_release);
   } else {
     // SYNC POINT: seq_cst RMW on the key's word of generation g. Release: our claim (head CAS)
     // is visible to whoever later sees our bits, so its scan covers our sequence; acquire: we

@@ -106,7 +106,8 @@ RingRegion RingRegion::format(std::span<std::byte> mem, const RingConfig& raw) {
   double per_key = config.dedup_window
                        ? 64.0 * config.dedup_bloom_words / config.dedup_window
                        : 0.0;
-  h.dedup_bloom_bits = static_cast<std::uint8_t>(std::clamp(per_key * 0.69 + 0.5, 1.0, double{kMaxBloomBits}));
+  h.dedup_bloom_bits =
+      static_cast<std::uint8_t>(std::clamp(per_key * 0.69 + 0.5, 1.0, double{kMaxBloomBits}));
   // Zero-filled memory already is: every atomic 0, every slot word (0, EMPTY), every head 0.
   // The caller publishes the region (segment ready flag, release) after this returns.
   auto region = attach(mem);

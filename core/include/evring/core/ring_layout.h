@@ -274,8 +274,8 @@ inline constexpr std::size_t kSlotHeaderBytes = sizeof(SlotHeader);
 // |     |      |                           | bit only costs a confirmation, never a false drop |
 // |   8 |   56 | reserved                  |                                                   |
 // |  64 | 3*8W | bloom words (atomic)      | fetch_or (seq_cst) by producers; an exclusive     |
-// |     |      |                           | holder, the only writer, loads and stores         |
-// |     |      |                           | (relaxed: the hand-over publishes them); dedup.h  |
+// |     |      |                           | holder, the only writer, loads (relaxed) and      |
+// |     |      |                           | stores (release); see dedup.h                     |
 // ---------------------------------------------------------------------------------------------
 struct DedupHeader {
   std::atomic<std::uint64_t> cleared_through;
