@@ -525,9 +525,14 @@ PublishResult RingProducer::try_publish(const PublishRequest& r, PublishReceipt*
     return c;
   const std::uint64_t key_hash = entity_key_hash(r.entity_key);
   std::uint32_t p = region_.partition_of(key_hash);
+  // The clock is read before the claim: on a shared partition the claim's CAS waits for the
+  // previous event's slot stores to drain, and the clock's work (a TSC read and a few loads
+  // that the locked instruction would hold back) runs while they do. Across cores: shared
+  // publishes +7.5%, with dedup +20% (Xeon, 6 interleaved rounds). Timestamps of one producer
+  // still rise with its sequences; across producers they never were ordered.
+  const std::uint64_t now = clock_.now_ns();
   std::uint64_t seq, got;
   if (PublishResult c = claim(p, 1, &seq, &got); c != PublishResult::kOk) return c;
-  std::uint64_t now = clock_.now_ns();
   const bool after_idle = idle_before(now, 1);
   PublishResult result = PublishResult::kOk;
   DedupMark mark;
@@ -564,9 +569,9 @@ PublishResult RingProducer::try_publish_batch(std::span<const PublishRequest> re
       if (region_.partition_of(hashes[j - i]) != p) break;
       ++j;
     }
+    const std::uint64_t now = clock_.now_ns();  // before the claim, as in try_publish
     std::uint64_t first, got;
     if (result = claim(p, j - i, &first, &got); result != PublishResult::kOk) break;
-    std::uint64_t now = clock_.now_ns();
     const bool after_idle = idle_before(now, got);
     for (std::uint64_t k = 0; k < got; ++k) {
       DedupMark mark;
@@ -593,6 +598,7 @@ PublishResult RingProducer::try_claim(const PublishRequest& r, std::size_t paylo
     return c;
   const std::uint64_t key_hash = entity_key_hash(r.entity_key);
   std::uint32_t p = region_.partition_of(key_hash);
+  const std::uint64_t now = clock_.now_ns();  // before the claim, as in try_publish
   std::uint64_t seq, got;
   if (PublishResult c = claim(p, 1, &seq, &got); c != PublishResult::kOk) return c;
   SlotHeader* slot = begin_write(p, seq);
@@ -608,7 +614,6 @@ PublishResult RingProducer::try_claim(const PublishRequest& r, std::size_t paylo
   // the caller still gets somewhere to write, and commit() publishes nothing.
   std::byte* env = slot ? RingRegion::envelope_of(*slot) : discard_.get();
   EnvelopeHeader h;
-  const std::uint64_t now = clock_.now_ns();
   claim_after_idle_ = idle_before(now, 1);
   fill_header(&h, r, key_hash, seq, now, payload_bytes);
   std::memcpy(env, &h, sizeof h);
