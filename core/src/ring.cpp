@@ -17,6 +17,22 @@ namespace {
 
 constexpr std::size_t align_up(std::size_t v, std::size_t a) { return (v + a - 1) / a * a; }
 
+std::span<const std::byte> as_bytes(std::string_view s) {
+  return std::as_bytes(std::span(s.data(), s.size()));
+}
+
+// The id held in header words first and first + 1 (canonical byte order, as stored). Two 8-byte
+// loads through registers: one 16-byte load across the two 8-byte stores that wrote the words
+// could not be forwarded from them and would wait for every older store (ring.cpp, write_event).
+Id128 id_of_words(const HeaderWords& words, std::size_t first) {
+  std::uint64_t lo = words.w[first], hi = words.w[first + 1];
+  asm volatile("" : "+r"(lo), "+r"(hi));
+  Id128 id;
+  std::memcpy(id.bytes.data(), &lo, 8);
+  std::memcpy(id.bytes.data() + 8, &hi, 8);
+  return id;
+}
+
 struct Offsets {
   std::size_t gates, lanes, cursors, partitions, stride, total;
 };
@@ -403,54 +419,58 @@ SlotHeader* RingProducer::begin_write(std::uint32_t p, std::uint64_t seq) {
   return &slot;
 }
 
-void RingProducer::fill_header(EnvelopeHeader* h, const PublishRequest& r, std::uint64_t key_hash,
-                               std::uint64_t seq, std::uint64_t now_ns, std::size_t payload_bytes) {
-  h->format_version = kEnvelopeFormatVersion;
-  h->header_bytes = kEnvelopeHeaderBytes;
-  h->entity_key_bytes = static_cast<std::uint16_t>(r.entity_key.size());
-  h->payload_bytes = static_cast<std::uint32_t>(payload_bytes);
-  h->reserved = 0;
-  h->type_id = r.type_id;
-  h->schema_version = r.schema_version;
-  h->producer_id = producer_id_;
-  h->classification = static_cast<std::uint8_t>(r.classification);
-  h->content_type = static_cast<std::uint8_t>(r.content_type);
-  h->flags = r.flags;
-  h->key_id = r.key_id;
-  h->timestamp_ns = r.timestamp_ns ? r.timestamp_ns : now_ns;
-  h->sequence = seq;
-  const Id128 event_id = ids_.next_event_id(h->timestamp_ns);
-  h->event_id = event_id;
-  h->idempotency_key = r.idempotency_key.is_zero() ? event_id : r.idempotency_key;
+HeaderWords RingProducer::header_words(const PublishRequest& r, std::uint64_t key_hash,
+                                       std::uint64_t seq, std::uint64_t now_ns,
+                                       std::size_t payload_bytes) {
+  // The wire words (codec/envelope.h) straight from the request's fields, which the caller wrote
+  // long ago: no field-by-field staging copy of an EnvelopeHeader to be packed afterwards, whose
+  // narrow stores the packing loads had to wait for (micro benches, minimum of 10 interleaved
+  // rounds: batch 16 835 -> 790 ns, dedup publish -7 ns, single publish -1 ns).
+  auto id_words = [](const Id128& id, std::uint64_t* out) { std::memcpy(out, id.bytes.data(), 16); };
+  auto u = [](auto v) { return static_cast<std::uint64_t>(v); };
+  HeaderWords h;
+  std::uint64_t* w = h.w;
+  const std::uint64_t timestamp = r.timestamp_ns ? r.timestamp_ns : now_ns;
+  const Id128 event_id = ids_.next_event_id(timestamp);
+  w[0] = u(kEnvelopeFormatVersion) | u(kEnvelopeHeaderBytes) << 16 | u(r.type_id) << 32 |
+         u(r.schema_version) << 48;
+  w[1] = u(producer_id_) | u(static_cast<std::uint8_t>(r.classification)) << 16 |
+         u(static_cast<std::uint8_t>(r.content_type)) << 24 | u(r.flags) << 32 |
+         u(r.key_id) << 48;
+  w[2] = timestamp;
+  w[3] = seq;
+  id_words(event_id, &w[4]);
+  id_words(r.idempotency_key.is_zero() ? event_id : r.idempotency_key, &w[6]);
   // An event without a correlation starts a trace, and the trace is named after the event: a
   // UUIDv7 is non-zero and its rightmost 7 bytes are random, which is what W3C trace-context
   // asks of a trace id (level 2, "random" flag). A second random id per event cost ~5 ns.
-  h->correlation_id = r.correlation_id.is_zero() ? event_id : r.correlation_id;
-  h->causation_id = r.causation_id;
-  h->entity_key_hash = key_hash;
-  h->entity_revision = r.entity_revision;
-  h->origin_host = r.origin_host;
-  h->checksum = 0;
+  id_words(r.correlation_id.is_zero() ? event_id : r.correlation_id, &w[8]);
+  id_words(r.causation_id, &w[10]);
+  w[12] = key_hash;
+  w[13] = r.entity_revision;
+  w[14] = u(static_cast<std::uint32_t>(payload_bytes)) |
+          u(static_cast<std::uint16_t>(r.entity_key.size())) << 32;  // reserved (48..63) zero
+  w[15] = u(r.origin_host);                                           // checksum (32..63) zero
+  return h;
 }
 
 SlotHeader* RingProducer::write_event(std::uint32_t p, std::uint64_t seq, const PublishRequest& r,
                                       std::uint64_t key_hash, std::uint64_t now_ns,
                                       PublishReceipt* receipt, DedupMark* mark) {
-  auto key = std::as_bytes(std::span(r.entity_key.data(), r.entity_key.size()));
-  EnvelopeHeader h;
-  fill_header(&h, r, key_hash, seq, now_ns, r.payload.size());
+  auto key = as_bytes(r.entity_key);
+  HeaderWords words = header_words(r, key_hash, seq, now_ns, r.payload.size());
   // Dedup buses: set the key's bits now, before the slot is written (dedup.h): the bloom word's
   // locked RMW then does not wait for this event's slot lines to arrive.
-  if (region_.dedup_enabled()) [[unlikely]]
-    *mark = {dedup_mark(region_, p, seq, h.idempotency_key, bloom_writers(p)), h.idempotency_key,
-             h.timestamp_ns};
+  if (region_.dedup_enabled()) [[unlikely]] {
+    const Id128 idem = id_of_words(words, 6);
+    *mark = {dedup_mark(region_, p, seq, idem, bloom_writers(p)), idem, words.w[2]};
+  }
   // Everything is computed before the first slot store, and nothing stored here is read back:
   // the header goes out as sixteen 64-bit words from registers, its checksum is hashed from
   // those words and from the caller's key and payload (codec/envelope.h, "Checksum"). The slot
   // stores wait in the store buffer for the consumer's core to give their lines up; any load
   // that must wait for a store (a locked instruction, or a read of bytes just written by
   // narrower stores) would wait for all of them, and that wait was half a publish across cores.
-  HeaderWords words = pack_header(h);
   words.w[15] |= std::uint64_t{envelope_checksum(words, key, r.payload)} << 32;
   SlotHeader* slot = begin_write(p, seq);
   if (!slot) return nullptr;
@@ -469,7 +489,7 @@ SlotHeader* RingProducer::write_event(std::uint32_t p, std::uint64_t seq, const 
   std::byte* body = RingRegion::envelope_of(*slot) + kEnvelopeHeaderBytes;
   if (!key.empty()) std::memcpy(body, key.data(), key.size());
   if (!r.payload.empty()) std::memcpy(body + key.size(), r.payload.data(), r.payload.size());
-  if (receipt) *receipt = {p, seq, h.event_id};
+  if (receipt) *receipt = {p, seq, id_of_words(words, 4)};
   return slot;
 }
 
@@ -613,10 +633,9 @@ PublishResult RingProducer::try_claim(const PublishRequest& r, std::size_t paylo
   // Overwrite mode, lapped before we began: the event is already lost (as overwrite allows);
   // the caller still gets somewhere to write, and commit() publishes nothing.
   std::byte* env = slot ? RingRegion::envelope_of(*slot) : discard_.get();
-  EnvelopeHeader h;
   claim_after_idle_ = idle_before(now, 1);
-  fill_header(&h, r, key_hash, seq, now, payload_bytes);
-  std::memcpy(env, &h, sizeof h);
+  const HeaderWords words = header_words(r, key_hash, seq, now, payload_bytes);
+  std::memcpy(env, words.w, sizeof words.w);  // checksum zero until commit() seals it
   std::memcpy(env + kEnvelopeHeaderBytes, r.entity_key.data(), r.entity_key.size());
   out->envelope_bytes = envelope_bytes(r.entity_key.size(), payload_bytes);
   out->payload = std::span(env + kEnvelopeHeaderBytes + r.entity_key.size(), payload_bytes);

@@ -288,9 +288,10 @@ class RingProducer {
   SlotHeader* write_event(std::uint32_t p, std::uint64_t seq, const PublishRequest& request,
                           std::uint64_t key_hash, std::uint64_t now_ns, PublishReceipt* receipt,
                           DedupMark* mark);
-  // Every header field (lengths, version and reserved included; the checksum is the caller's).
-  void fill_header(EnvelopeHeader* h, const PublishRequest& request, std::uint64_t key_hash,
-                   std::uint64_t seq, std::uint64_t now_ns, std::size_t payload_bytes);
+  // The header's wire words (codec/envelope.h) for the request with a new event id: every field,
+  // lengths, version and reserved included; the checksum is zero (the caller's).
+  HeaderWords header_words(const PublishRequest& request, std::uint64_t key_hash,
+                           std::uint64_t seq, std::uint64_t now_ns, std::size_t payload_bytes);
   // Publishes the written slot, or, on a dedup bus whose mark said maybe, confirms and drops it
   // as a duplicate (false).
   bool finish_publish(std::uint32_t p, SlotHeader* slot, std::uint64_t seq, const DedupMark& mark);
