@@ -80,28 +80,40 @@ struct SlotCopy {
   std::uint64_t word = 0;
   std::uint32_t envelope_bytes = 0;  // as stored (may exceed the slot)
   std::uint16_t writer = 0;
-  std::vector<std::byte> envelope;   // clamped to the slot
+  std::uint16_t elided = 0;          // header words the slot left out (ring_layout.h)
+  // The envelope with its header expanded (core::expand_slot_envelope); where the length or the
+  // elided bits cannot be right, the stored bytes as they are, clamped to the slot.
+  std::vector<std::byte> envelope;
+  bool expanded = false;
   bool torn = false;
 };
 
 SlotCopy copy_slot(const core::RingRegion& ring, std::uint32_t p, std::uint64_t seq) {
   SlotCopy c;
   core::SlotHeader& slot = ring.slot(p, seq);
+  const std::size_t slot_bytes = ring.config().slot_bytes;
   const std::size_t max_env = ring.max_envelope_bytes();
+  std::vector<std::uint64_t> raw(slot_bytes / 8);  // 8-aligned, as a SlotHeader must be
   for (int attempt = 0; attempt < 16; ++attempt) {
     c.word = slot.word.load(std::memory_order_acquire);
-    c.envelope_bytes = reinterpret_cast<volatile const std::uint32_t&>(slot.envelope_bytes);
-    c.writer = reinterpret_cast<volatile const std::uint16_t&>(slot.writer);
-    const std::size_t n = std::min<std::size_t>(c.envelope_bytes, max_env);
-    c.envelope.resize(n);
-    // n == 0 (an empty slot) leaves data() null, and memcpy's pointers must not be, even then.
-    if (n) std::memcpy(c.envelope.data(), core::RingRegion::envelope_of(slot), n);
+    raw[0] = c.word;  // atomic: never copied bytewise
+    std::memcpy(raw.data() + 1, reinterpret_cast<const std::byte*>(&slot) + 8, slot_bytes - 8);
     std::atomic_thread_fence(std::memory_order_acquire);
-    if (slot.word.load(std::memory_order_relaxed) == c.word) {
-      c.torn = false;
-      return c;
-    }
-    c.torn = true;
+    c.torn = slot.word.load(std::memory_order_relaxed) != c.word;
+    if (!c.torn) break;
+  }
+  const auto& copied = *reinterpret_cast<const core::SlotHeader*>(raw.data());
+  c.envelope_bytes = copied.envelope_bytes;
+  c.writer = copied.writer;
+  c.elided = copied.elided;
+  c.envelope.resize(max_env);
+  if (const std::size_t n = core::expand_slot_envelope(copied, max_env, c.envelope.data())) {
+    c.envelope.resize(n);
+    c.expanded = true;
+  } else {
+    const std::size_t stored = std::min<std::size_t>(c.envelope_bytes, max_env);
+    std::memcpy(c.envelope.data(), core::RingRegion::envelope_of(copied), stored);
+    c.envelope.resize(stored);
   }
   return c;
 }
@@ -204,6 +216,7 @@ OrderedJson inspect_slot(const Bus& bus, std::uint32_t p, std::uint64_t seq, std
   j["state"] = std::string(state_name(c.word));
   j["envelope_bytes"] = c.envelope_bytes;
   j["writer"] = c.writer;
+  j["elided"] = c.elided;
   if (c.torn) j["torn"] = true;  // the slot changed during every copy attempt
   const bool empty = core::word_state(c.word) == core::SlotState::kEmpty && c.word == 0;
   if (seq >= head) {
@@ -220,6 +233,13 @@ OrderedJson inspect_slot(const Bus& bus, std::uint32_t p, std::uint64_t seq, std
   if (c.envelope_bytes > ring.max_envelope_bytes())
     j["envelope_bytes_error"] = "exceeds the slot's " + std::to_string(ring.max_envelope_bytes()) +
                                 " envelope bytes; clamped";
+  else if (c.elided & ~core::kElideMask)
+    j["envelope_bytes_error"] = "elided bits name header words no layout elides; shown as stored";
+  else if (!c.expanded && core::word_state(c.word) == core::SlotState::kPublished)
+    j["envelope_bytes_error"] = "too short for the " +
+                                std::to_string(core::stored_header_bytes(c.elided)) +
+                                " header bytes the slot stores, or a body longer than a slot's "
+                                "envelope; shown as stored";
   if (core::word_state(c.word) == core::SlotState::kPublished)
     j["envelope"] = describe_envelope(bus, c, names);
   return j;

@@ -113,16 +113,19 @@ RingConsumer::Step RingConsumer::read_one(std::uint32_t p, EnvelopeView* view,
       if (alive_ && (++empty_reads_ & kStuckReadMask) == 0) check_stuck(p, w);
       return Step::kEmpty;
   }
-  // Untrusted length: another process wrote it.
-  std::uint32_t len = slot.envelope_bytes;
-  bool length_ok = len >= kEnvelopeHeaderBytes && len <= region_.max_envelope_bytes();
-  if (length_ok) std::memcpy(scratch_.get(), RingRegion::envelope_of(slot), len);
+  // Untrusted length and elided bits: another process wrote them (0: they cannot be right).
+  const std::size_t len =
+      expand_slot_envelope(slot, region_.max_envelope_bytes(), scratch_.get());
+  const bool length_ok = len != 0;
   // Seqlock re-check: the acquire fence orders the copy above before the reload below; an
   // unchanged word means no producer began rewriting the slot while we copied.
   std::atomic_thread_fence(std::memory_order_acquire);
   if (slot.word.load(std::memory_order_relaxed) != w) return Step::kSkipped;  // re-read: lapped
   read_[p] = c + 1;
-  if (!length_ok || decode_envelope(std::span(scratch_.get(), len), view) != EnvelopeCheck::kOk) {
+  // The stored length must be the envelope's own: trailing bytes it does not account for are
+  // corruption too, not padding.
+  if (!length_ok || decode_envelope(std::span(scratch_.get(), len), view) != EnvelopeCheck::kOk ||
+      view->header.header_bytes + view->key.size() + view->payload.size() != len) {
     ++stats_[p].corrupt;
     ++result->skipped;
     return Step::kSkipped;

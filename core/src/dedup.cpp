@@ -15,6 +15,7 @@ namespace evring::core {
 namespace {
 
 constexpr std::size_t kKeyOffset = kSlotHeaderBytes + offsetof(EnvelopeHeader, idempotency_key);
+constexpr std::size_t kEventIdOffset = kSlotHeaderBytes + offsetof(EnvelopeHeader, event_id);
 constexpr std::size_t kTimeOffset = kSlotHeaderBytes + offsetof(EnvelopeHeader, timestamp_ns);
 // How long a confirmer waits for a slot still being written before giving up on it. A writer
 // is normally done within a microsecond, but one that is descheduled can take a scheduler
@@ -23,9 +24,12 @@ constexpr std::size_t kTimeOffset = kSlotHeaderBytes + offsetof(EnvelopeHeader, 
 // ends the wait early. Giving up can let a duplicate through, never drop an event.
 constexpr std::uint64_t kWriterWaitNs = 100'000'000;
 
+// The slot's idempotency key: header words 6-7, or the event id (words 4-5) where the slot
+// elided them (ring_layout.h, SlotElide). Words 0-5 are never moved, so both offsets hold.
 Id128 key_of(const SlotHeader& slot) {
   Id128 key;
-  std::memcpy(key.bytes.data(), reinterpret_cast<const std::byte*>(&slot) + kKeyOffset, 16);
+  const std::size_t at = slot.elided & kElideIdempotencyKey ? kEventIdOffset : kKeyOffset;
+  std::memcpy(key.bytes.data(), reinterpret_cast<const std::byte*>(&slot) + at, 16);
   return key;
 }
 std::uint64_t time_of(const SlotHeader& slot) {

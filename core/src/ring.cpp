@@ -17,6 +17,14 @@ namespace {
 
 constexpr std::size_t align_up(std::size_t v, std::size_t a) { return (v + a - 1) / a * a; }
 
+// Which header word groups of the request's event a slot can leave out (ring_layout.h).
+std::uint16_t elided_groups(const PublishRequest& r) {
+  return (r.idempotency_key.is_zero() ? kElideIdempotencyKey : 0) |
+         (r.correlation_id.is_zero() ? kElideCorrelationId : 0) |
+         (r.causation_id.is_zero() ? kElideCausationId : 0) |
+         (r.entity_revision == 0 ? kElideRevision : 0);
+}
+
 std::span<const std::byte> as_bytes(std::string_view s) {
   return std::as_bytes(std::span(s.data(), s.size()));
 }
@@ -474,19 +482,30 @@ SlotHeader* RingProducer::write_event(std::uint32_t p, std::uint64_t seq, const 
   words.w[15] |= std::uint64_t{envelope_checksum(words, key, r.payload)} << 32;
   SlotHeader* slot = begin_write(p, seq);
   if (!slot) return nullptr;
-  const std::size_t bytes = envelope_bytes(key.size(), r.payload.size());
-  // envelope_bytes, writer and reserved (slot bytes 8..15) as one store.
-  const std::uint64_t length_word = bytes | std::uint64_t{producer_id_} << 32;
+  // The header words that hold what the rest implies are left out (ring_layout.h, SlotElide).
+  const std::uint16_t elided = elided_groups(r);
+  const std::size_t bytes =
+      stored_header_bytes(elided) + key.size() + r.payload.size();
+  // envelope_bytes, writer and elided (slot bytes 8..15) as one store.
+  const std::uint64_t length_word =
+      bytes | std::uint64_t{producer_id_} << 32 | std::uint64_t{elided} << 48;
   std::memcpy(&slot->envelope_bytes, &length_word, sizeof length_word);
   auto* out = reinterpret_cast<std::uint64_t*>(RingRegion::envelope_of(*slot));
-  for (std::size_t i = 0; i < 16; ++i) {
-    std::uint64_t v = words.w[i];
+  auto put = [&out](std::uint64_t v) {
     // Through a register, one word at a time: a vectorised copy would load 32 bytes across
     // several of the 8-byte stores that just built `words` (see above).
     asm volatile("" : "+r"(v));
-    out[i] = v;
-  }
-  std::byte* body = RingRegion::envelope_of(*slot) + kEnvelopeHeaderBytes;
+    *out++ = v;
+  };
+  for (std::size_t i = 0; i < 6; ++i) put(words.w[i]);
+  if (!(elided & kElideIdempotencyKey)) put(words.w[6]), put(words.w[7]);
+  if (!(elided & kElideCorrelationId)) put(words.w[8]), put(words.w[9]);
+  if (!(elided & kElideCausationId)) put(words.w[10]), put(words.w[11]);
+  put(words.w[12]);
+  if (!(elided & kElideRevision)) put(words.w[13]);
+  put(words.w[14]);
+  put(words.w[15]);
+  std::byte* body = reinterpret_cast<std::byte*>(out);
   if (!key.empty()) std::memcpy(body, key.data(), key.size());
   if (!r.payload.empty()) std::memcpy(body + key.size(), r.payload.data(), r.payload.size());
   if (receipt) *receipt = {p, seq, id_of_words(words, 4)};
@@ -642,6 +661,7 @@ PublishResult RingProducer::try_claim(const PublishRequest& r, std::size_t paylo
   if (slot) {
     slot->envelope_bytes = static_cast<std::uint32_t>(out->envelope_bytes);
     slot->writer = producer_id_;
+    slot->elided = 0;  // the zero-copy header is stored whole: the caller may fill any field
   }
   return PublishResult::kOk;
 }

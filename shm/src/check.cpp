@@ -339,6 +339,8 @@ class Checker {
 
     const std::uint64_t slots = c.slots_per_partition;
     const std::size_t envelope_room = c.slot_bytes - core::kSlotHeaderBytes;
+    // The raw slot (8-aligned, as a SlotHeader must be), then its envelope expanded.
+    std::vector<std::uint64_t> raw(c.slot_bytes / 8);
     std::vector<std::byte> copy(envelope_room);
     for (std::uint64_t k = 0; k < slots; ++k) {
       core::SlotHeader& slot = ring.slot(p, k);
@@ -369,22 +371,39 @@ class Checker {
         continue;
       }
       if (state != core::SlotState::kPublished) continue;
-      // Seqlock copy: length, writer and envelope, then the word again.
-      const std::uint32_t bytes = slot.envelope_bytes;
-      const std::uint16_t writer = slot.writer;
-      std::memcpy(copy.data(), core::RingRegion::envelope_of(slot), envelope_room);
-      if (slot.word.load(std::memory_order_acquire) != word) continue;  // reused meanwhile
+      // Seqlock copy: length, writer, elided bits and envelope, then the word again.
+      raw[0] = word;  // the word as loaded above (it is atomic: never copied bytewise)
+      std::memcpy(raw.data() + 1, reinterpret_cast<const std::byte*>(&slot) + 8,
+                  c.slot_bytes - 8);
+      std::atomic_thread_fence(std::memory_order_acquire);
+      if (slot.word.load(std::memory_order_relaxed) != word) continue;  // reused meanwhile
+      const auto& copied = *reinterpret_cast<const core::SlotHeader*>(raw.data());
+      const std::uint32_t bytes = copied.envelope_bytes;
+      const std::uint16_t writer = copied.writer;
+      const std::uint16_t elided = copied.elided;
       const std::string ev = at + " (sequence " + std::to_string(seq) + ")";
       if (writer == 0 || writer > h_->max_producers)
         add(ev + ": writer id " + std::to_string(writer) + " is outside 1.." +
             std::to_string(h_->max_producers));
+      if (elided & ~core::kElideMask) {
+        add(ev + ": elided bits " + hex(elided) + " name header words no layout elides");
+        continue;
+      }
       if (bytes > envelope_room) {
         add(ev + ": envelope_bytes " + std::to_string(bytes) + " exceeds the " +
             std::to_string(envelope_room) + " bytes a slot holds");
         continue;
       }
+      const std::size_t expanded = core::expand_slot_envelope(copied, envelope_room, copy.data());
+      if (expanded == 0) {
+        add(ev + ": envelope_bytes " + std::to_string(bytes) + " cannot hold the " +
+            std::to_string(core::stored_header_bytes(elided)) +
+            " header bytes a slot with elided bits " + hex(elided) +
+            " stores, or leaves a body longer than a slot's envelope");
+        continue;
+      }
       EnvelopeView view;
-      const EnvelopeCheck check = decode_envelope(std::span(copy.data(), bytes), &view);
+      const EnvelopeCheck check = decode_envelope(std::span(copy.data(), expanded), &view);
       if (check != EnvelopeCheck::kOk) {
         add(ev + ": envelope is invalid: " + std::string(describe(check)));
         continue;

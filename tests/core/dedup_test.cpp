@@ -75,6 +75,28 @@ TEST(Dedup, SameKeyTwiceSecondIsDroppedAndCounted) {
   EXPECT_EQ(rig.ring.head(0), 3u) << "the dropped duplicate still took a sequence";
 }
 
+// An event published without an idempotency key is keyed by its event id, which its slot does
+// not store twice (ring_layout.h, SlotElide): a retry that names that id as its key must still
+// find the original. Also with a later event that elides nothing in between.
+TEST(Dedup, ARetryKeyedByTheOriginalsEventIdIsDropped) {
+  DedupRig rig(dedup_config(64, 16));
+  PublishRequest original;
+  original.type_id = 1;
+  original.entity_key = "entity";
+  original.payload = as_payload("first");
+  PublishReceipt receipt;
+  ASSERT_EQ(rig.producer->try_publish(original, &receipt), PublishResult::kOk);
+  ASSERT_EQ(rig.ring.region().slot(0, 0).elided & kElideIdempotencyKey, kElideIdempotencyKey);
+  EXPECT_EQ(rig.publish("other", "unrelated"), PublishResult::kOk);
+  PublishRequest retry = original;
+  retry.payload = as_payload("retry");
+  retry.idempotency_key = receipt.event_id;
+  retry.entity_revision = 3;  // stored whole but for the groups that hold their defaults
+  EXPECT_EQ(rig.producer->try_publish(retry), PublishResult::kDuplicate);
+  EXPECT_EQ(rig.delivered(), (std::vector<std::string>{"first", "unrelated"}));
+  EXPECT_EQ(rig.deduplicated(), 1u);
+}
+
 TEST(Dedup, OffByDefaultDeliversEqualKeys) {
   DedupRig rig(small_config(1, 64));
   EXPECT_EQ(rig.publish("k", "a"), PublishResult::kOk);

@@ -210,47 +210,118 @@ TEST_F(RingTest, CommittedCursorBeyondTheHeadIsNotTrusted) {
 // ------------------------------------------------------------------------- corruption
 
 // Bytes in the ring are untrusted: a scribbled envelope is skipped and counted, the rest of the
-// partition is delivered. Tried at every byte of the envelope.
-TEST_F(RingTest, CorruptSlotIsSkippedAndCountedAtEveryEnvelopeByte) {
-  std::size_t envelope_size = 0;
-  {
-    Req probe(1, "key-1", "payload-1");
-    envelope_size = envelope_bytes(probe.key.size(), probe.payload.size());
+// partition is delivered. Tried at every byte the slot stores (its header less the elided groups,
+// key, payload), at every bit of the elided field, on a slot that elides every group and on one
+// that elides none.
+struct Scribble {
+  bool whole_header;  // publish with every optional field set: nothing elided
+};
+class CorruptSlotTest : public RingTest, public ::testing::WithParamInterface<Scribble> {
+ protected:
+  // Publishes three events; returns the elided bits and stored length of the middle one.
+  void publish3(RingProducer& producer) {
+    for (int e = 0; e < 3; ++e) {
+      Req r(1, "key-1", "payload-" + std::to_string(e));
+      if (GetParam().whole_header) {
+        r.request.idempotency_key.bytes[3] = 7;
+        r.request.correlation_id.bytes[5] = 9;
+        r.request.causation_id.bytes[1] = 1;
+        r.request.entity_revision = 12;
+      }
+      ASSERT_EQ(producer.try_publish(r.request), PublishResult::kOk);
+    }
   }
-  for (std::size_t i = 0; i < envelope_size; ++i) {
+  void expect_middle_dropped(TestRing& ring, RingConsumer& consumer, const std::string& what) {
+    Collected got = drain(consumer);
+    EXPECT_EQ(got.payloads, (std::vector<std::string>{"payload-0", "payload-2"})) << what;
+    EXPECT_EQ(got.skipped, 1u) << what;
+    EXPECT_EQ(ring.region().cursor(0, 0).corrupt.load(), 1u) << what;
+    EXPECT_EQ(ring.region().cursor(0, 0).committed.load(), 3u) << what;
+  }
+};
+
+TEST_P(CorruptSlotTest, EveryStoredByteAndElidedBitIsChecked) {
+  const std::uint16_t want_elided = GetParam().whole_header ? 0 : kElideMask;
+  const std::size_t stored =
+      stored_header_bytes(want_elided) + std::string("key-1").size() + std::string("payload-1").size();
+  for (std::size_t i = 0; i < stored + 16; ++i) {  // the stored bytes, then the elided bits
     TestRing ring(small_config(1, 8));
     RingConsumer consumer(ring.region(), 0, Start::kEarliest);
     auto producer = make_producer(ring.region(), 1, policy_.get());
-    for (int e = 0; e < 3; ++e) {
-      Req r(1, "key-1", "payload-" + std::to_string(e));
-      ASSERT_EQ(producer->try_publish(r.request), PublishResult::kOk);
-    }
+    ASSERT_NO_FATAL_FAILURE(publish3(*producer));
     SlotHeader& slot = ring.region().slot(0, 1);
-    ASSERT_EQ(slot.envelope_bytes, envelope_size);
-    RingRegion::envelope_of(slot)[i] ^= std::byte{0x5A};
-    Collected got = drain(consumer);
-    EXPECT_EQ(got.payloads, (std::vector<std::string>{"payload-0", "payload-2"})) << "byte " << i;
-    EXPECT_EQ(got.skipped, 1u) << "byte " << i;
-    EXPECT_EQ(ring.region().cursor(0, 0).corrupt.load(), 1u) << "byte " << i;
-    EXPECT_EQ(ring.region().cursor(0, 0).committed.load(), 3u) << "byte " << i;
+    ASSERT_EQ(slot.envelope_bytes, stored);
+    ASSERT_EQ(slot.elided, want_elided);
+    if (i < stored) {
+      RingRegion::envelope_of(slot)[i] ^= std::byte{0x5A};
+    } else {
+      slot.elided ^= static_cast<std::uint16_t>(1u << (i - stored));
+    }
+    expect_middle_dropped(ring, consumer,
+                          i < stored ? "byte " + std::to_string(i)
+                                     : "elided bit " + std::to_string(i - stored));
   }
 }
 
-TEST_F(RingTest, CorruptEnvelopeLengthIsSkippedAndCounted) {
-  const std::uint32_t bad_lengths[] = {0, 1, 127, 0xFFFFFFFFu, 0x80000000u, 512 - 16 + 1,
-                                       128 + 5 + 9 - 1};
+TEST_P(CorruptSlotTest, CorruptStoredLengthIsSkippedAndCounted) {
+  const std::uint16_t elided = GetParam().whole_header ? 0 : kElideMask;
+  const std::uint32_t exact = static_cast<std::uint32_t>(stored_header_bytes(elided) + 5 + 9);
+  // Too short for the stored header, one byte short, one byte long (trailing bytes the envelope
+  // does not account for), beyond the slot, and huge.
+  const std::uint32_t bad_lengths[] = {0, 1, static_cast<std::uint32_t>(stored_header_bytes(elided) - 1),
+                                       exact - 1, exact + 1, 512 - 16 + 1, 0xFFFFFFFFu,
+                                       0x80000000u};
   for (std::uint32_t len : bad_lengths) {
     TestRing ring(small_config(1, 8));
     RingConsumer consumer(ring.region(), 0, Start::kEarliest);
     auto producer = make_producer(ring.region(), 1, policy_.get());
-    for (int e = 0; e < 3; ++e) {
-      Req r(1, "key-1", "payload-" + std::to_string(e));
-      ASSERT_EQ(producer->try_publish(r.request), PublishResult::kOk);
-    }
+    ASSERT_NO_FATAL_FAILURE(publish3(*producer));
+    ASSERT_EQ(ring.region().slot(0, 1).envelope_bytes, exact);
     ring.region().slot(0, 1).envelope_bytes = len;
-    Collected got = drain(consumer);
-    EXPECT_EQ(got.payloads, (std::vector<std::string>{"payload-0", "payload-2"})) << len;
-    EXPECT_EQ(ring.region().cursor(0, 0).corrupt.load(), 1u) << len;
+    expect_middle_dropped(ring, consumer, "length " + std::to_string(len));
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Slots, CorruptSlotTest,
+                         ::testing::Values(Scribble{false}, Scribble{true}),
+                         [](const auto& info) {
+                           return info.param.whole_header ? std::string("NothingElided")
+                                                          : std::string("AllElided");
+                         });
+
+// Every combination of optional header fields round-trips through a slot that elides the
+// groups holding their defaults: the consumer sees the header a producer meant, field by field.
+TEST_F(RingTest, EveryElisionCombinationDeliversTheFullHeader) {
+  for (unsigned set = 0; set < 16; ++set) {
+    TestRing ring(small_config(1, 8));
+    RingConsumer consumer(ring.region(), 0, Start::kEarliest);
+    auto producer = make_producer(ring.region(), 1, policy_.get());
+    Req r(1, "key-1", "payload");
+    if (set & 1) r.request.idempotency_key.bytes[15] = 0x11;
+    if (set & 2) r.request.correlation_id.bytes[0] = 0x22;
+    if (set & 4) r.request.causation_id.bytes[7] = 0x33;
+    if (set & 8) r.request.entity_revision = 0x4400000000000001ull;
+    PublishReceipt receipt;
+    ASSERT_EQ(producer->try_publish(r.request, &receipt), PublishResult::kOk);
+    const SlotHeader& slot = ring.region().slot(0, 0);
+    EXPECT_EQ(slot.elided, kElideMask & ~set) << set;
+    EXPECT_EQ(slot.envelope_bytes, stored_header_bytes(slot.elided) + 5 + 7) << set;
+    std::size_t delivered = 0;
+    consumer.poll([&](const Event& e) {
+      ++delivered;
+      const EnvelopeHeader& h = e.view.header;
+      EXPECT_EQ(h.event_id, receipt.event_id) << set;
+      EXPECT_EQ(h.idempotency_key, set & 1 ? r.request.idempotency_key : receipt.event_id) << set;
+      EXPECT_EQ(h.correlation_id, set & 2 ? r.request.correlation_id : receipt.event_id) << set;
+      EXPECT_EQ(h.causation_id, r.request.causation_id) << set;
+      EXPECT_EQ(h.entity_revision, r.request.entity_revision) << set;
+      EXPECT_EQ(h.sequence, 0u);
+      EXPECT_EQ(h.entity_key_hash, entity_key_hash("key-1"));
+      EXPECT_EQ(std::string(reinterpret_cast<const char*>(e.view.payload.data()),
+                            e.view.payload.size()),
+                "payload");
+    });
+    EXPECT_EQ(delivered, 1u) << set;
   }
 }
 

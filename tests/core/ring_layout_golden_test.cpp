@@ -28,7 +28,7 @@ std::uint64_t read_le(const std::byte* base, std::size_t off, std::size_t size) 
   return v;
 }
 
-TEST(RingLayoutGoldenTest, VersionIsFrozen) { EXPECT_EQ(kRingLayoutVersion, 3u); }
+TEST(RingLayoutGoldenTest, VersionIsFrozen) { EXPECT_EQ(kRingLayoutVersion, 4u); }
 
 TEST(RingLayoutGoldenTest, RingHeaderFields) {
   EXPECT_EQ(sizeof(RingHeader), 256u);
@@ -103,7 +103,16 @@ TEST(RingLayoutGoldenTest, SlotHeaderFieldsAndWordEncoding) {
   EXPECT_EQ(offsetof(SlotHeader, word), 0u);
   EXPECT_EQ(offsetof(SlotHeader, envelope_bytes), 8u);
   EXPECT_EQ(offsetof(SlotHeader, writer), 12u);
-  EXPECT_EQ(offsetof(SlotHeader, reserved), 14u);
+  EXPECT_EQ(offsetof(SlotHeader, elided), 14u);
+  // Elided header word groups (layout version 4) and the header bytes a slot then stores.
+  EXPECT_EQ(kElideIdempotencyKey, 1u);
+  EXPECT_EQ(kElideCorrelationId, 2u);
+  EXPECT_EQ(kElideCausationId, 4u);
+  EXPECT_EQ(kElideRevision, 8u);
+  EXPECT_EQ(kElideMask, 0xFu);
+  EXPECT_EQ(stored_header_bytes(0), 128u);
+  EXPECT_EQ(stored_header_bytes(kElideIdempotencyKey | kElideRevision), 104u);
+  EXPECT_EQ(stored_header_bytes(kElideMask), 72u);
   // word = (sequence << 3) | state
   EXPECT_EQ(kSlotStateBits, 3u);
   EXPECT_EQ(static_cast<std::uint64_t>(SlotState::kEmpty), 0u);
@@ -240,34 +249,52 @@ TEST(RingLayoutGoldenTest, WrittenBytesLandAtTheDocumentedOffsets) {
   }
   Req r(1, key, "payload");
   for (int i = 0; i < 2; ++i) ASSERT_EQ(producer->try_publish(r.request), PublishResult::kOk);
+  // Sequence 2: every optional field set, so the slot stores the whole header.
+  Req full(1, key, "payload");
+  full.request.idempotency_key.bytes[0] = 0x11;
+  full.request.correlation_id.bytes[0] = 0x22;
+  full.request.causation_id.bytes[0] = 0x33;
+  full.request.entity_revision = 0x44;
+  ASSERT_EQ(producer->try_publish(full.request), PublishResult::kOk);
 
   const std::size_t part1 = kPartitions + kStride;
-  EXPECT_EQ(read_le(base, part1, 8), 2u) << "partition 1 head";
+  EXPECT_EQ(read_le(base, part1, 8), 3u) << "partition 1 head";
   EXPECT_EQ(read_le(base, kPartitions, 8), 0u) << "partition 0 head";
-  const std::size_t slot1 = part1 + 256 + 1 * 256;  // sequence 1
+  const std::size_t slot1 = part1 + 256 + 1 * 256;  // sequence 1: every elidable group elided
   EXPECT_EQ(read_le(base, slot1, 8), (1u << 3) | 2u) << "word: sequence 1, published";
-  const std::size_t envelope = 128 + key.size() + 7;
-  EXPECT_EQ(read_le(base, slot1 + 8, 4), envelope) << "envelope_bytes";
+  EXPECT_EQ(read_le(base, slot1 + 8, 4), 72 + key.size() + 7) << "envelope_bytes as stored";
   EXPECT_EQ(read_le(base, slot1 + 12, 2), 0x0A0Bu) << "writer";
+  EXPECT_EQ(read_le(base, slot1 + 14, 2), 0xFu) << "elided: all four groups";
   EXPECT_EQ(read_le(base, slot1 + 16, 2), 2u) << "envelope format_version";
   EXPECT_EQ(read_le(base, slot1 + 16 + 2, 2), 128u) << "envelope header_bytes";
   EXPECT_EQ(read_le(base, slot1 + 16 + 24, 8), 1u) << "envelope sequence";
-  EXPECT_EQ(std::memcmp(base + slot1 + 16 + 128 + key.size(), "payload", 7), 0);
+  EXPECT_EQ(read_le(base, slot1 + 16 + 48, 8), entity_key_hash(key)) << "word 12 moved to 48";
+  EXPECT_EQ(read_le(base, slot1 + 16 + 56, 4), 7u) << "word 14 (payload_bytes) moved to 56";
+  EXPECT_EQ(std::memcmp(base + slot1 + 16 + 72, key.data(), key.size()), 0) << "key at 72";
+  EXPECT_EQ(std::memcmp(base + slot1 + 16 + 72 + key.size(), "payload", 7), 0);
+  const std::size_t slot2 = slot1 + 256;  // sequence 2: nothing elided
+  EXPECT_EQ(read_le(base, slot2 + 8, 4), 128 + key.size() + 7) << "envelope_bytes, whole";
+  EXPECT_EQ(read_le(base, slot2 + 14, 2), 0u) << "elided: none";
+  EXPECT_EQ(read_le(base, slot2 + 16 + 48, 1), 0x11u) << "idempotency_key at 48";
+  EXPECT_EQ(read_le(base, slot2 + 16 + 64, 1), 0x22u) << "correlation_id at 64";
+  EXPECT_EQ(read_le(base, slot2 + 16 + 80, 1), 0x33u) << "causation_id at 80";
+  EXPECT_EQ(read_le(base, slot2 + 16 + 104, 8), 0x44u) << "entity_revision at 104";
+  EXPECT_EQ(std::memcmp(base + slot2 + 16 + 128 + key.size(), "payload", 7), 0);
 
   // The producer's lane (lane 0): owner, last intent, idle.
   EXPECT_EQ(read_le(base, kLanes + 0, 4), 1u) << "lane state: in use";
   EXPECT_EQ(read_le(base, kLanes + 4, 4), static_cast<std::uint64_t>(::getpid())) << "owner_pid";
-  EXPECT_EQ(read_le(base, kLanes + 16, 8), 1u) << "first of the last intent";
+  EXPECT_EQ(read_le(base, kLanes + 16, 8), 2u) << "first of the last intent";
   EXPECT_EQ(read_le(base, kLanes + 24, 4), 0u) << "count: idle after publishing";
   EXPECT_EQ(read_le(base, kLanes + 28, 4), 1u) << "partition of the last intent";
   EXPECT_EQ(read_le(base, kLanes + 32, 2), 0x0A0Bu) << "producer_id";
   EXPECT_EQ(read_le(base, kLanes + 64, 4), 0u) << "lane 1 free";
 
-  ASSERT_EQ(consumer.poll([](const Event&) {}).delivered, 2u);
+  ASSERT_EQ(consumer.poll([](const Event&) {}).delivered, 3u);
   const std::size_t line = kCursors + 64 * (2 * 2 + 1);  // consumer 2, partition 1
-  EXPECT_EQ(read_le(base, line + 0, 8), 2u) << "committed";
-  EXPECT_EQ(read_le(base, line + 8, 8), 2u) << "delivered";
-  EXPECT_EQ(read_le(base, line + 48, 8), 2u) << "read_position";
+  EXPECT_EQ(read_le(base, line + 0, 8), 3u) << "committed";
+  EXPECT_EQ(read_le(base, line + 8, 8), 3u) << "delivered";
+  EXPECT_EQ(read_le(base, line + 48, 8), 3u) << "read_position";
 }
 
 }  // namespace

@@ -51,7 +51,7 @@ class CheckTest : public ::testing::Test {
     // The busiest partition: the slot scribbles below need a few sequences in it.
     for (std::uint32_t p = 0; p < kPartitions; ++p)
       if (head(p) > head(busy_)) busy_ = p;
-    ASSERT_GE(head(busy_), 4u);
+    ASSERT_GE(head(busy_), 5u);
   }
 
   std::uint64_t head(std::uint32_t p) const {
@@ -137,14 +137,26 @@ TEST_F(CheckTest, SlotWordsWithUnknownStateMisplacedOrFutureSequencesAreReported
 TEST_F(CheckTest, PublishedSlotsWithBadEnvelopesOrWritersAreReported) {
   const std::string at = partition_name() + " slot ";
   // Slot 0: a payload byte flipped. Slot 1: a length beyond the slot. Slot 2: writer id 0.
-  poke<std::uint8_t>(slot_at(busy_, 0) + core::kSlotHeaderBytes + kEnvelopeHeaderBytes + 2, 0xAA);
+  // Slot 3: elided bits no layout defines. Slot 4: a length shorter than the stored header.
+  const core::SlotHeader& slot0 = bus_->ring().slot(busy_, 0);
+  ASSERT_EQ(slot0.elided, core::kElideMask) << "events with default ids elide every group";
+  poke<std::uint8_t>(slot_at(busy_, 0) + core::kSlotHeaderBytes +
+                         core::stored_header_bytes(slot0.elided) + 2,
+                     0xAA);
   poke<std::uint32_t>(slot_at(busy_, 1) + offsetof(core::SlotHeader, envelope_bytes), 99999);
   poke<std::uint16_t>(slot_at(busy_, 2) + offsetof(core::SlotHeader, writer), 0);
+  poke<std::uint16_t>(slot_at(busy_, 3) + offsetof(core::SlotHeader, elided), 0x30);
+  poke<std::uint32_t>(slot_at(busy_, 4) + offsetof(core::SlotHeader, envelope_bytes), 71);
   const auto f = findings();
   EXPECT_THAT(f, Contains(at + "0 (sequence 0): envelope is invalid: envelope checksum mismatch"));
   EXPECT_THAT(f, Contains(at + "1 (sequence 1): envelope_bytes 99999 exceeds the " +
                           std::to_string(512 - core::kSlotHeaderBytes) + " bytes a slot holds"));
   EXPECT_THAT(f, Contains(at + "2 (sequence 2): writer id 0 is outside 1..16"));
+  EXPECT_THAT(f, Contains(at + "3 (sequence 3): elided bits 0x30 name header words no layout "
+                               "elides"));
+  EXPECT_THAT(f, Contains(at + "4 (sequence 4): envelope_bytes 71 cannot hold the 72 header "
+                               "bytes a slot with elided bits 0xf stores, or leaves a body "
+                               "longer than a slot's envelope"));
 }
 
 TEST_F(CheckTest, EventsOfAnUnregisteredTypeOrProducerAreReported) {

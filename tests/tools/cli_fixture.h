@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <cstdlib>
+#include <cstring>
 #include <fstream>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -35,6 +36,33 @@ inline std::string slurp(const std::string& path) {
 }
 
 // prefix + n, without operator+ on a temporary (GCC 12 reports a false -Wrestrict on that).
+// The envelope a slot holds, its header expanded (the slot may elide header words:
+// core/ring_layout.h, SlotElide). Empty when the slot's bytes cannot be expanded.
+inline std::vector<std::byte> expanded_envelope(const evring::core::RingRegion& ring,
+                                                const evring::core::SlotHeader& slot) {
+  std::vector<std::byte> env(ring.max_envelope_bytes());
+  env.resize(evring::core::expand_slot_envelope(slot, ring.max_envelope_bytes(), env.data()));
+  return env;
+}
+
+// Rewrites a slot's event the way a damaged or foreign segment could hold it: `change` edits
+// its full header, then the envelope is re-sealed and stored whole (nothing elided), so the
+// checksum still holds.
+template <typename Change>
+void rewrite_slot_event(const evring::core::RingRegion& ring, evring::core::SlotHeader& slot,
+                        Change change) {
+  std::vector<std::byte> env = expanded_envelope(ring, slot);
+  ASSERT_GE(env.size(), evring::kEnvelopeHeaderBytes);
+  evring::EnvelopeHeader h;
+  std::memcpy(&h, env.data(), sizeof h);
+  change(h);
+  std::memcpy(env.data(), &h, sizeof h);
+  evring::seal_envelope(env);
+  std::memcpy(evring::core::RingRegion::envelope_of(slot), env.data(), env.size());
+  slot.envelope_bytes = static_cast<std::uint32_t>(env.size());
+  slot.elided = 0;
+}
+
 inline std::string numbered(std::string prefix, int n) {
   prefix += std::to_string(n);
   return prefix;

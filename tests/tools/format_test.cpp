@@ -281,19 +281,15 @@ TEST_F(format, InspectRendersUnresolvedIdsAndSkipsCorruptSlots) {
     auto bus = evring::Bus::open(bus_);
     ASSERT_TRUE(bus.ok()) << bus.status().to_string();
     const evring::core::RingRegion& ring = (*bus)->ring();
-    evring::core::SlotHeader& slot0 = ring.slot(0, 0);
-    const std::span<std::byte> env0(evring::core::RingRegion::envelope_of(slot0),
-                                    slot0.envelope_bytes);
-    evring::EnvelopeHeader h;
-    std::memcpy(&h, env0.data(), sizeof h);
-    h.type_id = 99;
-    h.producer_id = 9;
-    h.correlation_id = evring::Id128{};
-    std::memcpy(env0.data(), &h, sizeof h);
-    evring::seal_envelope(env0);
+    ASSERT_NO_FATAL_FAILURE(rewrite_slot_event(ring, ring.slot(0, 0), [](evring::EnvelopeHeader& h) {
+      h.type_id = 99;
+      h.producer_id = 9;
+      h.correlation_id = evring::Id128{};
+    }));
     // seq 1: a scribbled payload byte, which only the checksum notices.
-    std::byte* env1 = evring::core::RingRegion::envelope_of(ring.slot(0, 1));
-    env1[evring::kEnvelopeHeaderBytes + b.entity.size()] ^= std::byte{0x40};
+    evring::core::SlotHeader& slot1 = ring.slot(0, 1);
+    std::byte* env1 = evring::core::RingRegion::envelope_of(slot1);
+    env1[evring::core::stored_header_bytes(slot1.elided) + b.entity.size()] ^= std::byte{0x40};
   }
   Output o = run({"inspect", bus_, "--format", "cloudevents"});
   ASSERT_EQ(o.code, 0) << o.err;

@@ -142,16 +142,23 @@ TEST_F(inspect, ScribbledSlotsAreReportedNotFatal) {
     ASSERT_TRUE(bus.ok()) << bus.status().to_string();
     const evring::core::RingRegion& ring = (*bus)->ring();
     // seq 0: scribble over the payload, so only the checksum can tell.
-    std::byte* env0 = evring::core::RingRegion::envelope_of(ring.slot(0, 0));
+    evring::core::SlotHeader& slot0 = ring.slot(0, 0);
+    std::byte* env0 = evring::core::RingRegion::envelope_of(slot0);
+    const std::vector<std::byte> full0 = expanded_envelope(ring, slot0);
+    ASSERT_GE(full0.size(), evring::kEnvelopeHeaderBytes);
     evring::EnvelopeHeader h;
-    std::memcpy(&h, env0, sizeof h);
+    std::memcpy(&h, full0.data(), sizeof h);
     ASSERT_GT(h.payload_bytes, 2u);
-    std::memset(env0 + evring::kEnvelopeHeaderBytes + h.entity_key_bytes, 'X', 2);
+    std::memset(env0 + evring::core::stored_header_bytes(slot0.elided) + h.entity_key_bytes, 'X',
+                2);
     // seq 1: lengths that point far beyond the slot.
     evring::core::SlotHeader& slot1 = ring.slot(0, 1);
     std::byte* env1 = evring::core::RingRegion::envelope_of(slot1);
     const std::uint32_t huge_payload = 0x7fffffff;
-    std::memcpy(env1 + offsetof(evring::EnvelopeHeader, payload_bytes), &huge_payload, 4);
+    const std::size_t payload_at = evring::core::stored_header_offset(
+        slot1.elided, offsetof(evring::EnvelopeHeader, payload_bytes));
+    ASSERT_NE(payload_at, evring::core::kElidedOffset);
+    std::memcpy(env1 + payload_at, &huge_payload, 4);
     slot1.envelope_bytes = 0xffffffffu;
     // seq 2: a slot word in no valid state.
     ring.slot(0, 2).word.store((2u << 3) | 7u);
@@ -171,6 +178,33 @@ TEST_F(inspect, ScribbledSlotsAreReportedNotFatal) {
   Output text = run({"inspect", bus_});
   EXPECT_EQ(text.code, 0) << text.err;
   EXPECT_NE(text.out.find("checksum mismatch"), std::string::npos) << text.out;
+}
+
+// Slots leave out header words that hold their defaults; inspect shows which (`elided`) and the
+// envelope expanded back to its full header, and says so when the elided bits cannot be right.
+TEST_F(inspect, ShowsElidedGroupsAndTheExpandedHeader) {
+  create({"--partitions", "1", "--slots", "8"});
+  publish3("chat.message.created");
+  {
+    auto bus = evring::Bus::open(bus_);
+    ASSERT_TRUE(bus.ok()) << bus.status().to_string();
+    bus.value()->ring().slot(0, 2).elided = 0x30;  // bits no layout defines
+  }
+  Output o = run({"inspect", bus_, "--json"});
+  ASSERT_EQ(o.code, 0) << o.err;
+  json slots = json::parse(o.out).at("slots");
+  ASSERT_EQ(slots.size(), 3u) << o.out;
+  EXPECT_EQ(slots[0].at("elided"), 15) << "default ids, no causation, no revision";
+  EXPECT_FALSE(slots[0].contains("envelope_bytes_error")) << slots[0].dump();
+  const json& h = slots[0].at("envelope").at("header");
+  EXPECT_EQ(slots[0].at("envelope").at("check"), "ok");
+  EXPECT_EQ(h.at("idempotency_key"), h.at("event_id")) << "restored from the event id";
+  EXPECT_EQ(h.at("entity_revision"), 0);
+  EXPECT_EQ(slots[2].at("elided"), 0x30);
+  EXPECT_NE(slots[2].at("envelope_bytes_error").get<std::string>().find("elided bits"),
+            std::string::npos)
+      << slots[2].dump();
+  EXPECT_NE(slots[2].at("envelope").at("check"), "ok");
 }
 
 TEST_F(inspect, CorruptSegmentExits7) {

@@ -125,6 +125,9 @@ class RingRegion {
   static std::byte* envelope_of(SlotHeader& slot) {
     return reinterpret_cast<std::byte*>(&slot) + kSlotHeaderBytes;
   }
+  static const std::byte* envelope_of(const SlotHeader& slot) {
+    return reinterpret_cast<const std::byte*>(&slot) + kSlotHeaderBytes;
+  }
 
   // Lowest committed cursor of the attached consumers of partition p (acquire: a producer that
   // sees a cursor may reuse the slots before it), or UINT64_MAX when none is attached.
@@ -163,6 +166,44 @@ class RingRegion {
 
 // Which type ids a producer may publish. Filled on the cold path (registration); read on the
 // hot path as two bit tests.
+// Copies the envelope held in `slot` into `out` with its header expanded to the full 128 bytes
+// (the words the slot elided restored: ring_layout.h, SlotElide). Returns the envelope's length,
+// or 0 when the slot's length or elided bits cannot be right; the bytes are untrusted (another
+// process wrote them, and may be writing them still: a reader re-checks the slot word after the
+// copy). out must hold max_envelope_bytes; a longer envelope is refused (0), as producers never
+// write one (RingProducer::check).
+inline std::size_t expand_slot_envelope(const SlotHeader& slot, std::size_t max_envelope_bytes,
+                                        std::byte* out) {
+  const std::uint32_t stored = slot.envelope_bytes;
+  const std::uint16_t elided = slot.elided;
+  if (elided & ~kElideMask) return 0;
+  const std::size_t header = stored_header_bytes(elided);
+  if (stored < header || stored - header > max_envelope_bytes - kEnvelopeHeaderBytes) return 0;
+  const std::byte* in = RingRegion::envelope_of(slot);
+  // Words 0-5 always; then each group, stored or implied; then word 12, 13, 14-15.
+  std::memcpy(out, in, 48);
+  in += 48;
+  auto group = [&](std::size_t at, std::size_t bytes, bool elide, const std::byte* implied) {
+    if (!elide) {
+      std::memcpy(out + at, in, bytes);
+      in += bytes;
+    } else if (implied) {
+      std::memcpy(out + at, implied, bytes);
+    } else {
+      std::memset(out + at, 0, bytes);
+    }
+  };
+  group(48, 16, elided & kElideIdempotencyKey, out + 32);  // the event id (words 4-5)
+  group(64, 16, elided & kElideCorrelationId, out + 32);
+  group(80, 16, elided & kElideCausationId, nullptr);
+  group(96, 8, false, nullptr);
+  group(104, 8, elided & kElideRevision, nullptr);
+  group(112, 16, false, nullptr);
+  const std::size_t body = stored - header;
+  std::memcpy(out + kEnvelopeHeaderBytes, in, body);
+  return kEnvelopeHeaderBytes + body;
+}
+
 struct TypePolicy {
   std::bitset<65536> known;    // registered type ids this producer resolved
   std::bitset<65536> allowed;  // ... of a domain the producer owns

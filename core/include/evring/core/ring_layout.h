@@ -26,6 +26,8 @@
 #include <cstdint>
 #include <type_traits>
 
+#include "evring/codec/envelope.h"
+
 namespace evring::core {
 
 // 2: the bytes are those of version 1, their meaning changed between processes: producers skip
@@ -34,7 +36,9 @@ namespace evring::core {
 // process on the same ring could miss a wake-up or let a duplicate through.
 // 3: PartitionHeader::exclusive_owner (an exclusive producer advances head with plain stores;
 // a version-2 producer would not look at it and CAS head under it).
-inline constexpr std::uint32_t kRingLayoutVersion = 3;
+// 4: SlotHeader::elided (was reserved): a slot may leave header word groups out (SlotElide), so
+// its envelope bytes are no longer the envelope verbatim; a version-3 reader would misread them.
+inline constexpr std::uint32_t kRingLayoutVersion = 4;
 inline constexpr std::size_t kCacheLine = 64;
 
 enum class Overflow : std::uint32_t {
@@ -219,10 +223,12 @@ static_assert(offsetof(PartitionHeader, exclusive_owner) == 88);
 // |     |      |                       | store of PUBLISHED publishes bytes 8..; readers      |
 // |     |      |                       | acquire it, copy, then re-check it (seqlock) so a    |
 // |     |      |                       | slot reused during the copy is detected, not torn    |
-// |   8 |    4 | envelope_bytes        | length of the envelope at 16                         |
+// |   8 |    4 | envelope_bytes        | bytes of envelope stored at 16 (after elision)       |
 // |  12 |    2 | writer                | producer id (registry index+1) that claimed the slot |
-// |  14 |    2 | reserved              |                                                      |
-// |  16 |    … | envelope              | codec/envelope.h                                     |
+// |  14 |    2 | elided                | SlotElide bits: header word groups left out at 16    |
+// |  16 |    … | envelope              | codec/envelope.h, its header less the elided groups: |
+// |     |      |                       | words 0-5, [6-7], [8-9], [10-11], 12, [13], 14-15,   |
+// |     |      |                       | then key and payload (expand_slot_envelope, ring.h)  |
 // ---------------------------------------------------------------------------------------------
 // Commit protocol (per slot, sequence s):
 //   1. claim s (head), (dedup buses: set the key's bloom bits, core/dedup.h),
@@ -255,13 +261,55 @@ struct SlotHeader {
   std::atomic<std::uint64_t> word;
   std::uint32_t envelope_bytes;
   std::uint16_t writer;
-  std::uint16_t reserved;
+  std::uint16_t elided;
 };
 static_assert(std::is_standard_layout_v<SlotHeader>);
 static_assert(sizeof(SlotHeader) == 16);
 static_assert(offsetof(SlotHeader, envelope_bytes) == 8);
 static_assert(offsetof(SlotHeader, writer) == 12);
+static_assert(offsetof(SlotHeader, elided) == 14);
 inline constexpr std::size_t kSlotHeaderBytes = sizeof(SlotHeader);
+
+// Slot envelope compaction (layout version 4). Four groups of header words usually hold a value
+// the rest of the header implies; a producer leaves such a group out of the slot and sets its
+// bit in `elided`, and the words after it move up. Readers expand the slot back into the
+// 128-byte header (expand_slot_envelope, ring.h) before anything checks it: the checksum covers
+// the expanded envelope, so a scribbled `elided` fails it like any other corruption. A 64-byte
+// payload with an 8-byte key is then 3 cache lines of slot instead of 4.
+enum SlotElide : std::uint16_t {
+  kElideIdempotencyKey = 1u << 0,  // header words 6-7: equal to the event id (words 4-5)
+  kElideCorrelationId = 1u << 1,   // words 8-9: equal to the event id
+  kElideCausationId = 1u << 2,     // words 10-11: zero
+  kElideRevision = 1u << 3,        // word 13: zero
+};
+inline constexpr std::uint16_t kElideMask = 0xF;
+// Bytes of header the slot holds for an `elided` set (<= kElideMask).
+inline constexpr std::size_t stored_header_bytes(std::uint16_t elided) {
+  return kEnvelopeHeaderBytes - (elided & kElideIdempotencyKey ? 16 : 0) -
+         (elided & kElideCorrelationId ? 16 : 0) - (elided & kElideCausationId ? 16 : 0) -
+         (elided & kElideRevision ? 8 : 0);
+}
+static_assert(stored_header_bytes(kElideMask) == 72);
+inline constexpr std::size_t kElidedOffset = ~std::size_t{0};
+// Where byte `offset` (< 128) of the full header lies among the header bytes a slot with these
+// elided groups stores, or kElidedOffset when its group is left out (for tools and tests that
+// look at slot bytes; readers expand instead).
+inline constexpr std::size_t stored_header_offset(std::uint16_t elided, std::size_t offset) {
+  struct Group { std::size_t first, bytes; std::uint16_t bit; };
+  constexpr Group kGroups[] = {{48, 16, kElideIdempotencyKey}, {64, 16, kElideCorrelationId},
+                               {80, 16, kElideCausationId}, {104, 8, kElideRevision}};
+  std::size_t at = offset;
+  for (const Group& g : kGroups) {
+    if (!(elided & g.bit)) continue;
+    if (offset >= g.first + g.bytes) at -= g.bytes;
+    else if (offset >= g.first) return kElidedOffset;
+  }
+  return at;
+}
+static_assert(stored_header_offset(kElideMask, 96) == 48);   // entity_key_hash
+static_assert(stored_header_offset(kElideMask, 112) == 56);  // payload_bytes
+static_assert(stored_header_offset(kElideIdempotencyKey, 64) == 48);
+static_assert(stored_header_offset(kElideRevision, 104) == kElidedOffset);
 
 // ---------------------------------------------------------------------------------------------
 // DedupArea (per partition, after its slots, dedup buses only): 64 B header, then 3 generations
