@@ -14,6 +14,7 @@
 // Nothing is promised across partitions.
 //
 // Hot path (try_publish, try_claim/commit, poll): no exceptions, no allocation, no strings.
+#include <algorithm>
 #include <bitset>
 #include <cstdint>
 #include <functional>
@@ -462,6 +463,25 @@ class RingConsumer {
   // Reads one slot at read_[p] into scratch_; advances read_[p] past it unless empty.
   Step read_one(std::uint32_t p, EnvelopeView* view, PollResult* result);
   void flush_stats(std::uint32_t p);
+  // The consumer is behind (poll found events ready back to back): asks for the first lines of
+  // the slot kReadAheadSlots past seq, so that they are on their way from the producer's core
+  // well before read_one needs them. Only a hint: a slot that is not written yet is fetched
+  // again when it is. Four lines (a slot has at least four: kMinSlotBytes): the rest of a
+  // longer event is a sequential read the hardware prefetcher follows on its own.
+  // always_inline: g++ (-O1 and up) sees a function whose only effects are prefetches as pure
+  // and deletes the call before it would inline it (it did, silently; objdump shows it).
+  [[gnu::always_inline]] void read_ahead(std::uint32_t p, std::uint64_t seq) const {
+    const char* next = reinterpret_cast<const char*>(&region_.slot(p, seq + kReadAheadSlots));
+    __builtin_prefetch(next, 0, 3);
+    __builtin_prefetch(next + kCacheLine, 0, 3);
+    __builtin_prefetch(next + 2 * kCacheLine, 0, 3);
+    __builtin_prefetch(next + 3 * kCacheLine, 0, 3);
+  }
+  // Far enough ahead that the lines arrive in time, near enough that they are still cached
+  // when read (Xeon 2 vCPU, 64 B events, throughput against no read-ahead, 6 interleaved
+  // rounds: 4 slots ahead +0%, 16 +32%, 32 +35%, 64 +28%; starting only at the 16th event in a
+  // row instead of the 2nd, +16%).
+  static constexpr std::uint64_t kReadAheadSlots = 16;
 
   RingRegion region_;
   std::uint32_t index_;
@@ -499,6 +519,9 @@ PollResult RingConsumer::poll(Handler&& handler, std::size_t max_events) {
       Step step = read_one(p, &view, &result);
       if (step == Step::kEmpty) break;
       if (step == Step::kDelivered) {
+        // A second event in a row: the consumer is behind and reads slots the producer wrote
+        // a while ago, each line a miss served by the producer's core; read ahead.
+        if (read_[p] - before >= 2) read_ahead(p, seq);
         ++result.delivered;
         ++stats_[p].delivered;
         handler(Event{view, p, seq});
