@@ -14,11 +14,15 @@ namespace {
 
 // Over 60 ms of calls (several re-anchors, the first one after calibration), every value lies
 // between CLOCK_REALTIME read just before and just after it, within a tolerance far below what a
-// wrong tick rate would give (a 10% error drifts 100 us over one 1 ms anchor interval).
+// wrong tick rate would give (a 10% error drifts 100 us over one 1 ms anchor interval), except
+// for at most 64 calls in a row after a stall of the TSC (a CI run under load saw 447 calls up to
+// 0.5 ms behind before the anchor every 64 calls).
 TEST(UnixClockTest, TracksRealtimeAndNeverGoesBack) {
   UnixClock clock;
   constexpr std::uint64_t kSlackNs = 20'000;
-  std::uint64_t last = 0, calls = 0, violations = 0;
+  // Off by more than the slack: allowed only for the calls between a stall the TSC did not see
+  // (a vCPU descheduled on KVM) and the next anchor, at most 64 in a row (clock.h).
+  std::uint64_t last = 0, calls = 0, violations = 0, run = 0, longest_run = 0;
   std::uint64_t worst = 0;
   const auto end = std::chrono::steady_clock::now() + std::chrono::milliseconds(60);
   while (std::chrono::steady_clock::now() < end) {
@@ -30,13 +34,16 @@ TEST(UnixClockTest, TracksRealtimeAndNeverGoesBack) {
     last = v;
     if (v + kSlackNs < before || v > after + kSlackNs) {
       ++violations;
+      longest_run = std::max(longest_run, ++run);
       worst = std::max(worst, v > after ? v - after : before - v);
+    } else {
+      run = 0;
     }
     if (calls % 1000 == 0) std::this_thread::sleep_for(std::chrono::microseconds(300));
   }
   EXPECT_GT(calls, 1000u);
-  EXPECT_EQ(violations, 0u) << "worst distance from CLOCK_REALTIME " << worst << " ns, tsc path "
-                            << clock.uses_tsc();
+  EXPECT_LE(longest_run, 64u) << violations << " calls off, worst distance from CLOCK_REALTIME "
+                               << worst << " ns, tsc path " << clock.uses_tsc();
 }
 
 // A caller that reads the clock rarely (each call after a long gap) gets a re-anchored value.
@@ -127,6 +134,31 @@ TEST(UnixClockTest, DriftFoundAtAnAnchorDropsTheCalibration) {
   m.run(10'000);
   EXPECT_EQ(clock.now_ns(), m.ns) << "calibration dropped: realtime, not an extrapolation";
   EXPECT_LE(run_calls(clock, m, 3'000'000), 1u) << "recalibrated over clean intervals";
+}
+
+// The same stalls under a thread that calls every 100 ns (a busy publisher): the 1 ms anchor
+// would be ~8 000 calls away, every one of them behind; the clock anchors at least every 64
+// calls, so no more than 64 are.
+TEST(UnixClockTest, ABusyCallerIsBehindForAtMost64CallsAfterAStall) {
+  SimMachine m;
+  const ClockSources src = m.sources();
+  UnixClock clock(&src);
+  ASSERT_LE(run_calls(clock, m, 3'000'000), 1u);
+  for (int i = 0; i < 20'000; ++i) {  // calibrated and busy, into an anchor interval
+    m.run(100);
+    ASSERT_LE(distance(clock.now_ns(), m.ns), 1u);
+  }
+  for (int i = 0; i < 5; ++i) {
+    m.advance(40'000, 10'000);
+    (void)clock.now_ns();
+  }
+  int behind = 0;
+  for (int i = 0; i < 10'000; ++i) {
+    m.run(100);
+    if (distance(clock.now_ns(), m.ns) > 1) ++behind;
+  }
+  EXPECT_GT(behind, 0) << "the stalls did put the extrapolation behind";
+  EXPECT_LE(behind, 64) << "calls behind realtime after the stalls";
 }
 
 // CLOCK_REALTIME stepped back 1 ms (NTP): values hold still rather than go back, and track it

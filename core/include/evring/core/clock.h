@@ -3,12 +3,14 @@
 //
 // clock_gettime(CLOCK_REALTIME) costs ~24 ns on the machines we measure (vDSO, TSC clocksource):
 // a fifth of a publish. UnixClock reads the TSC (~8 ns) and extrapolates from an anchor taken
-// with clock_gettime, re-anchoring about every millisecond and after every gap of 50 us between
-// calls, so its error stays within what a 1 ms linear extrapolation drifts (well under a
-// microsecond) and NTP steps reach it within a millisecond. An anchor that finds the
-// extrapolation more than 5 us off drops the calibration (the TSC does not track real time
-// there: seen on a KVM guest across vCPU sleeps) until a clean millisecond recalibrates. Used only where the CPU promises an invariant TSC and the kernel itself keeps time
-// with it (clocksource "tsc"); otherwise every call is clock_gettime.
+// with clock_gettime, re-anchoring about every millisecond or every 64 calls (whichever comes
+// first) and after every gap of 50 us between calls, so its error stays within what a 1 ms
+// linear extrapolation drifts (well under a microsecond) and NTP steps reach it within a
+// millisecond. Where the TSC does not track real time (seen on a KVM guest across vCPU sleeps
+// and descheduling), at most 64 calls or 1 ms are behind before an anchor corrects it, and an
+// anchor that finds the extrapolation more than 5 us off drops the calibration until a clean
+// millisecond recalibrates. Used only where the CPU promises an invariant TSC and the kernel
+// itself keeps time with it (clocksource "tsc"); otherwise every call is clock_gettime.
 //
 // Values returned by one UnixClock never go backwards. One instance per thread (it is not
 // synchronized): RingProducer owns one.
@@ -49,6 +51,7 @@ class UnixClock {
   std::uint64_t last_tsc_ = 0;       // TSC at the previous call
   std::uint64_t cal_tsc_ = 0, cal_ns_ = 0;  // start of the current calibration interval
   std::uint64_t last_ = 0;           // last value returned (monotonic guard)
+  std::uint32_t calls_since_anchor_ = 0;  // anchors at least every kAnchorEveryCalls calls
 };
 
 // The TSC path's preconditions: invariant TSC (CPUID 0x80000007 EDX bit 8) and the kernel's
