@@ -153,11 +153,14 @@ BloomProbe bloom_probe(const Id128& key, std::uint32_t bloom_words, std::uint32_
 
 bool dedup_mark(const RingRegion& region, std::uint32_t p, std::uint64_t seq, const Id128& key,
                 BloomWriters writers) {
+  return dedup_mark(region, p, seq, bloom_probe(region, key), writers);
+}
+
+bool dedup_mark(const RingRegion& region, std::uint32_t p, std::uint64_t seq,
+                const BloomProbe& probe, BloomWriters writers) {
   const RingConfig& c = region.config();
   const std::uint64_t g = seq / c.dedup_window;
   clear_ahead(region, p, g);
-  const BloomProbe probe =
-      bloom_probe(key, c.dedup_bloom_words, region.header().dedup_bloom_bits);
   std::atomic<std::uint64_t>& word = region.bloom(p, g)[probe.word];
   std::uint64_t before;
   if (writers == BloomWriters::kSole) {

@@ -42,6 +42,9 @@ enum class DedupVerdict : std::uint8_t { kNew, kDuplicate };
 // caller marks its slot PENDING and calls dedup_confirm before publishing).
 bool dedup_mark(const RingRegion& region, std::uint32_t p, std::uint64_t seq, const Id128& key,
                 BloomWriters writers = BloomWriters::kShared);
+// The same with the key's probe computed beforehand (bloom_probe(region, key)).
+bool dedup_mark(const RingRegion& region, std::uint32_t p, std::uint64_t seq,
+                const BloomProbe& probe, BloomWriters writers = BloomWriters::kShared);
 
 // REQUIRES: dedup_mark said maybe; the slot of seq holds its envelope and is PENDING.
 // time_ns: the event's timestamp (for dedup_window_ns). alive (may be null): lets a wait on a
@@ -49,11 +52,12 @@ bool dedup_mark(const RingRegion& region, std::uint32_t p, std::uint64_t seq, co
 DedupVerdict dedup_confirm(const RingRegion& region, std::uint32_t p, std::uint64_t seq,
                            const Id128& key, std::uint64_t time_ns, OwnerAlive alive);
 
-// The bit mask and word index a key maps to (exposed for tests and benches).
-struct BloomProbe {
-  std::uint64_t word;
-  std::uint64_t mask;
-};
+// The bit mask and word index a key maps to (BloomProbe: ring_layout.h). It does not depend on
+// the sequence, so a producer computes it before its claim (dedup_mark with a probe).
 BloomProbe bloom_probe(const Id128& key, std::uint32_t bloom_words, std::uint32_t bits);
+// The probe of `key` on this bus.
+inline BloomProbe bloom_probe(const RingRegion& region, const Id128& key) {
+  return bloom_probe(key, region.config().dedup_bloom_words, region.header().dedup_bloom_bits);
+}
 
 }  // namespace evring::core

@@ -327,13 +327,23 @@ class RingProducer {
     Id128 key;
     std::uint64_t time_ns = 0;
   };
+  // What an event's encoding needs that does not depend on its sequence, computed before the
+  // claim (early_parts): on a shared partition the claim's locked instruction waits for the
+  // previous event's slot stores to drain, and this work overlaps that wait.
+  struct EarlyParts {
+    std::uint64_t timestamp_ns;  // the event's (the request's, or the clock's)
+    Id128 event_id;
+    BloomProbe probe{};          // dedup buses: of the idempotency key
+  };
+  EarlyParts early_parts(const PublishRequest& request, std::uint64_t now_ns);
   SlotHeader* write_event(std::uint32_t p, std::uint64_t seq, const PublishRequest& request,
-                          std::uint64_t key_hash, std::uint64_t now_ns, PublishReceipt* receipt,
-                          DedupMark* mark);
-  // The header's wire words (codec/envelope.h) for the request with a new event id: every field,
-  // lengths, version and reserved included; the checksum is zero (the caller's).
+                          std::uint64_t key_hash, const EarlyParts& early,
+                          PublishReceipt* receipt, DedupMark* mark);
+  // The header's wire words (codec/envelope.h) for the request: every field, lengths, version
+  // and reserved included; the checksum is zero (the caller's).
   HeaderWords header_words(const PublishRequest& request, std::uint64_t key_hash,
-                           std::uint64_t seq, std::uint64_t now_ns, std::size_t payload_bytes);
+                           std::uint64_t seq, const EarlyParts& early,
+                           std::size_t payload_bytes);
   // Publishes the written slot, or, on a dedup bus whose mark said maybe, confirms and drops it
   // as a duplicate (false).
   bool finish_publish(std::uint32_t p, SlotHeader* slot, std::uint64_t seq, const DedupMark& mark);

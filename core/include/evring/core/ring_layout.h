@@ -311,6 +311,12 @@ static_assert(stored_header_offset(kElideMask, 112) == 56);  // payload_bytes
 static_assert(stored_header_offset(kElideIdempotencyKey, 64) == 48);
 static_assert(stored_header_offset(kElideRevision, 104) == kElidedOffset);
 
+// Where a key's bits lie in a generation's bloom array: word index and bit mask (core/dedup.h).
+struct BloomProbe {
+  std::uint64_t word;
+  std::uint64_t mask;
+};
+
 // ---------------------------------------------------------------------------------------------
 // DedupArea (per partition, after its slots, dedup buses only): 64 B header, then 3 generations
 // of dedup_bloom_words 64-bit words. Generation g = sequence / dedup_window uses array g % 3;
