@@ -188,7 +188,8 @@ TEST_F(inspect, ShowsElidedGroupsAndTheExpandedHeader) {
   {
     auto bus = evring::Bus::open(bus_);
     ASSERT_TRUE(bus.ok()) << bus.status().to_string();
-    bus.value()->ring().slot(0, 2).elided = 0x30;  // bits no layout defines
+    bus.value()->ring().slot(0, 1).envelope_bytes = 50;  // shorter than the 72 stored header bytes
+    bus.value()->ring().slot(0, 2).elided = 0x30;        // bits no layout defines
   }
   Output o = run({"inspect", bus_, "--json"});
   ASSERT_EQ(o.code, 0) << o.err;
@@ -200,6 +201,10 @@ TEST_F(inspect, ShowsElidedGroupsAndTheExpandedHeader) {
   EXPECT_EQ(slots[0].at("envelope").at("check"), "ok");
   EXPECT_EQ(h.at("idempotency_key"), h.at("event_id")) << "restored from the event id";
   EXPECT_EQ(h.at("entity_revision"), 0);
+  EXPECT_NE(slots[1].at("envelope_bytes_error").get<std::string>().find("too short for the 72"),
+            std::string::npos)
+      << slots[1].dump();
+  EXPECT_NE(slots[1].at("envelope").at("check"), "ok");
   EXPECT_EQ(slots[2].at("elided"), 0x30);
   EXPECT_NE(slots[2].at("envelope_bytes_error").get<std::string>().find("elided bits"),
             std::string::npos)
