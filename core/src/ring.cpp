@@ -579,6 +579,9 @@ bool RingProducer::finish_publish(std::uint32_t p, SlotHeader* slot, std::uint64
 }
 
 void RingProducer::demote_slot(const SlotHeader* slot, std::size_t envelope_bytes) {
+  // envelope_bytes is the full envelope's: a slot that elided header words may use one line
+  // fewer, and demoting that line too is harmless (sizing it to the stored bytes measured no
+  // better: bench/RESULTS.md, session I).
 #if defined(__x86_64__)
   // CLDEMOTE is a hint encoded in the reserved-NOP space: a CPU without it executes a NOP.
   // Line 0 is left alone: the consumer is most likely already fetching it (it holds the word).

@@ -14,9 +14,9 @@
 // Nothing is promised across partitions.
 //
 // Hot path (try_publish, try_claim/commit, poll): no exceptions, no allocation, no strings.
-#include <algorithm>
 #include <bitset>
 #include <cstdint>
+#include <cstring>
 #include <functional>
 #include <memory>
 #include <span>
@@ -165,8 +165,6 @@ class RingRegion {
   std::size_t partition_stride_ = 0;
 };
 
-// Which type ids a producer may publish. Filled on the cold path (registration); read on the
-// hot path as two bit tests.
 // Copies the envelope held in `slot` into `out` with its header expanded to the full 128 bytes
 // (the words the slot elided restored: ring_layout.h, SlotElide). Returns the envelope's length,
 // or 0 when the slot's length or elided bits cannot be right; the bytes are untrusted (another
@@ -205,6 +203,8 @@ inline std::size_t expand_slot_envelope(const SlotHeader& slot, std::size_t max_
   return kEnvelopeHeaderBytes + body;
 }
 
+// Which type ids a producer may publish. Filled on the cold path (registration); read on the
+// hot path as two bit tests.
 struct TypePolicy {
   std::bitset<65536> known;    // registered type ids this producer resolved
   std::bitset<65536> allowed;  // ... of a domain the producer owns
