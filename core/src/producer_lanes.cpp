@@ -1,7 +1,7 @@
 // Producer lanes and who may write a partition: handing lanes out and taking over those of dead
 // processes, deciding whether a claimed but unfinished slot can be abandoned (resolve_stuck),
-// and exclusive partitions (RingProducer::set_exclusive). Split from ring.cpp, which keeps the
-// claim, write and publish path.
+// and exclusive partitions (RingProducer::set_exclusive). Split from ring.cpp; the
+// claim, write and publish path is in producer.cpp.
 #include <string>
 
 #include "evring/core/ring.h"

@@ -1,0 +1,586 @@
+// RingProducer: claim, write and publish slots (the slot protocol in core/FORMAT.md and
+// ring_layout.h); the ring region itself is in ring.cpp, producer lanes in producer_lanes.cpp.
+#include <algorithm>
+#include <array>
+#include <cstring>
+#include <limits>
+
+#include "evring/core/clock.h"
+#include "evring/core/dedup.h"
+#include "evring/core/ring.h"
+#include "evring/core/wait.h"
+
+#if defined(__x86_64__)
+#include <cpuid.h>
+#endif
+
+namespace evring::core {
+namespace {
+
+#if defined(__x86_64__)
+// PREFETCHW (CPUID 0x80000001 ECX bit 8: every AMD x86-64, Intel since Broadwell).
+bool cpu_has_prefetchw() {
+  unsigned a = 0, b = 0, c = 0, d = 0;
+  if (__get_cpuid(0x80000000u, &a, &b, &c, &d) == 0 || a < 0x80000001u) return false;
+  if (__get_cpuid(0x80000001u, &a, &b, &c, &d) == 0) return false;
+  return (c & (1u << 8)) != 0;
+}
+#endif
+
+// Asks for a line in exclusive state, as a store would. __builtin_prefetch(p, 1, ...) does not:
+// without -mprfchw (not in the baseline x86-64 target) g++ emits a read prefetch (prefetcht0)
+// for it, so the line arrived shared and the store still had to upgrade it, another round trip
+// to the consumer's core, inside the next publish. Where the CPU lacks PREFETCHW, a read
+// prefetch is what it gets. (Xeon 2 vCPU, 8 interleaved rounds against the read prefetch:
+// round trip p50 0.90x, every round 0.87-0.95; throughput 1.12x.)
+#if defined(__x86_64__)
+// Read once at load (no guard per call); a producer used during another file's static
+// initialization, before this one runs, sees false and gets read prefetches: safe.
+const bool kHasPrefetchW = cpu_has_prefetchw();
+#endif
+
+void prefetch_line_for_write(const std::byte* p) {
+#if defined(__x86_64__)
+  if (kHasPrefetchW) {
+    asm volatile("prefetchw %0" ::"m"(*p));
+    return;
+  }
+#endif
+  __builtin_prefetch(p, 1, 3);
+}
+
+// Which header word groups of the request's event a slot can leave out (ring_layout.h).
+std::uint16_t elided_groups(const PublishRequest& r) {
+  return (r.idempotency_key.is_zero() ? kElideIdempotencyKey : 0) |
+         (r.correlation_id.is_zero() ? kElideCorrelationId : 0) |
+         (r.causation_id.is_zero() ? kElideCausationId : 0) |
+         (r.entity_revision == 0 ? kElideRevision : 0);
+}
+
+std::span<const std::byte> as_bytes(std::string_view s) {
+  return std::as_bytes(std::span(s.data(), s.size()));
+}
+
+// The id held in header words first and first + 1 (canonical byte order, as stored). Two 8-byte
+// loads through registers: one 16-byte load across the two 8-byte stores that wrote the words
+// could not be forwarded from them and would wait for every older store (write_event below).
+Id128 id_of_words(const HeaderWords& words, std::size_t first) {
+  std::uint64_t lo = words.w[first], hi = words.w[first + 1];
+  asm volatile("" : "+r"(lo), "+r"(hi));
+  Id128 id;
+  std::memcpy(id.bytes.data(), &lo, 8);
+  std::memcpy(id.bytes.data() + 8, &hi, 8);
+  return id;
+}
+
+}  // namespace
+
+std::string_view describe(PublishResult r) {
+  switch (r) {
+    case PublishResult::kOk: return "published";
+    case PublishResult::kFull: return "bus full: the slowest consumer is a whole ring behind";
+    case PublishResult::kTooLarge: return "entity key and payload do not fit in a slot";
+    case PublishResult::kUnknownType: return "event type not registered on this bus";
+    case PublishResult::kDomainNotOwned: return "event type of a domain the producer does not own";
+    case PublishResult::kDuplicate: return "duplicate idempotency key: dropped";
+    case PublishResult::kRevoked:
+      return "the claimed slot was abandoned before it was written (producer presumed dead)";
+    case PublishResult::kExclusive:
+      return "partition held by another producer publishing exclusively";
+    case PublishResult::kBusy:
+      return "partition busy: another producer's claim there is still open, so it could not be "
+             "taken exclusively";
+  }
+  return "invalid result";
+}
+
+// ------------------------------------------------------------------------------ RingProducer
+
+RingProducer::RingProducer(RingRegion region, std::uint16_t producer_id, std::uint32_t lane,
+                           const TypePolicy* policy)
+    : region_(region),
+      producer_id_(producer_id),
+      lane_index_(lane),
+      lane_(&region.lane(lane)),
+      policy_(policy),
+      owned_(region.config().partitions, 0),
+      gate_cache_(region.config().partitions, 0),
+      discard_(new std::byte[region.config().slot_bytes]),
+      light_fence_(register_light_fence()) {}
+
+PublishResult RingProducer::check(const PublishRequest& r, std::size_t body_bytes) const {
+  if (!policy_->known[r.type_id] || r.type_id == 0) return PublishResult::kUnknownType;
+  if (!policy_->allowed[r.type_id]) return PublishResult::kDomainNotOwned;
+  if (body_bytes > max_body_bytes(region_.config().slot_bytes) || r.entity_key.size() > 0xFFFF)
+    return PublishResult::kTooLarge;
+  return PublishResult::kOk;
+}
+
+PublishResult RingProducer::claim(std::uint32_t p, std::uint64_t wanted, std::uint64_t* first,
+                                  std::uint64_t* got) {
+  PartitionHeader& part = region_.partition(p);
+  const bool reject = region_.config().overflow == Overflow::kReject;
+  const std::uint64_t capacity = region_.capacity();
+  if (reject) {
+    // A consumer attached since our cache was computed may sit below it: drop the caches.
+    std::uint64_t epoch = region_.header().gate_epoch.load(std::memory_order_acquire);
+    if (epoch != gate_epoch_seen_) {
+      gate_epoch_seen_ = epoch;
+      std::fill(gate_cache_.begin(), gate_cache_.end(), 0);
+    }
+  }
+  // Relaxed: the owner alone writes its lane; the CAS below (release) publishes the intent.
+  lane_->partition.store(p, std::memory_order_relaxed);
+  if (exclusive_) {
+    lane_->count.store(static_cast<std::uint32_t>(wanted), std::memory_order_relaxed);
+    if (!owned_[p]) [[unlikely]] {
+      if (PublishResult r = acquire_exclusive(p); r != PublishResult::kOk) {
+        end_claim();
+        return r;
+      }
+    }
+  } else {
+    // SYNC POINT (Dekker with acquire_exclusive): our intent, then the owner word; the taker
+    // CASes the owner word, then loads every lane's intent. Either we see its mark and back off,
+    // or it sees our intent and waits until this claim is finished. The full barrier between our
+    // store and our load is the taker's: it calls heavy_fence() (membarrier) after its CAS,
+    // which makes this thread execute one, so a compiler barrier does here (as for sleepers in
+    // notify_consumers). Where membarrier is refused, a seq_cst exchange (a locked op; it cost
+    // the shared path ~10% on the Xeon, paid per claim).
+    if (light_fence_) {
+      lane_->count.store(static_cast<std::uint32_t>(wanted), std::memory_order_relaxed);
+      std::atomic_signal_fence(std::memory_order_seq_cst);
+    } else {
+      (void)lane_->count.exchange(static_cast<std::uint32_t>(wanted), std::memory_order_seq_cst);
+    }
+    if (std::uint32_t owner = part.exclusive_owner.load(std::memory_order_seq_cst); owner != 0)
+        [[unlikely]] {
+      if (!exclusive_holder_gone(p, owner)) {
+        end_claim();
+        return PublishResult::kExclusive;
+      }
+    }
+  }
+  std::uint64_t head = part.head.load(std::memory_order_relaxed);
+  while (true) {
+    std::uint64_t n = wanted;
+    if (reject) {
+      std::uint64_t limit = gate_cache_[p] + capacity;  // first sequence we may not claim
+      if (head + wanted > limit) {
+        std::uint64_t lowest = region_.min_attached_cursor(p);
+        // No attached consumer: nobody to protect; the ring only needs to stay a ring.
+        gate_cache_[p] = lowest == std::numeric_limits<std::uint64_t>::max() ? head : lowest;
+        limit = gate_cache_[p] + capacity;
+        if (head >= limit) {
+          end_claim();
+          part.rejected.fetch_add(1, std::memory_order_relaxed);  // statistic only
+          return PublishResult::kFull;
+        }
+      }
+      n = std::min(wanted, limit - head);
+      // A writer a whole lap behind may still be filling a slot we would take (possible when
+      // no consumer gates, or one attached late): claim only slots whose previous sequence is
+      // finished, so nobody ever writes over an unfinished slot. One load of a line we are
+      // about to write anyway.
+      std::uint64_t usable = 0;
+      while (usable < n && previous_lap_finished(p, head + usable)) ++usable;
+      if (usable == 0) {
+        end_claim();
+        part.rejected.fetch_add(1, std::memory_order_relaxed);  // statistic only
+        return PublishResult::kFull;
+      }
+      n = usable;
+    }
+    lane_->first.store(head, std::memory_order_relaxed);
+    if (exclusive_) {
+      // Nobody else writes head while we hold the partition: a plain store claims, and its
+      // release publishes the intent as the CAS's does. No locked instruction, so the slot
+      // stores of the previous event drain in the background instead of stalling this claim.
+      part.head.store(head + n, std::memory_order_release);
+      *first = head;
+      *got = n;
+      return PublishResult::kOk;
+    }
+    // SYNC POINT (release): a consumer that acquires head past `head` sees the intent above.
+    // The acquire that makes slot reuse safe in reject mode was the cursor load in
+    // min_attached_cursor(); overwrite mode does not look at consumers.
+    if (part.head.compare_exchange_weak(head, head + n, std::memory_order_release,
+                                        std::memory_order_relaxed)) {
+      *first = head;
+      *got = n;
+      return PublishResult::kOk;
+    }
+  }
+}
+
+void RingProducer::prefetch_for_write(std::uint32_t p, std::uint64_t seq) const {
+  // The slot we will most likely write next still sits, shared, in the cache of the consumer
+  // that read it a lap ago. Ask for its lines in exclusive state now, so that the transfer
+  // overlaps with whatever the caller does before the next publish instead of filling the store
+  // buffer during it. Line 0 (the word) is left alone: a consumer may be spinning on it.
+  const std::byte* base = reinterpret_cast<const std::byte*>(&region_.slot(p, seq));
+  for (std::size_t off = kCacheLine; off < region_.config().slot_bytes && off <= kPrefetchBytes;
+       off += kCacheLine)
+    prefetch_line_for_write(base + off);
+}
+
+bool RingProducer::previous_lap_finished(std::uint32_t p, std::uint64_t seq) const {
+  const std::uint64_t capacity = region_.capacity();
+  // Acquire: pairs with the previous writer's release of its final word.
+  std::uint64_t w = region_.slot(p, seq).word.load(std::memory_order_acquire);
+  if (seq < capacity) return true;  // first lap: nobody wrote this slot before
+  // An older word: the previous lap's writer claimed but has not begun. A newer one: the slot
+  // moved on already (begin_write will refuse it).
+  if (word_sequence(w) != seq - capacity) return word_sequence(w) > seq - capacity;
+  SlotState st = word_state(w);
+  return st != SlotState::kWriting && st != SlotState::kPending;
+}
+
+void RingProducer::end_claim() {
+  // SYNC POINT: release pairs with resolve_stuck()/lane_resolved() acquiring count: once idle is
+  // seen, our slots' final words are visible too.
+  lane_->count.store(0, std::memory_order_release);
+}
+
+SlotHeader* RingProducer::begin_write(std::uint32_t p, std::uint64_t seq) {
+  SlotHeader& slot = region_.slot(p, seq);
+  const std::uint64_t writing = slot_word(seq, SlotState::kWriting);
+  if (region_.config().overflow == Overflow::kReject) {
+    // The gate guarantees every attached consumer is past seq - capacity and that sequence was
+    // finished: nobody else writes this slot now.
+    // A plain store, not a CAS: the only other party that may write this word now is a
+    // consumer abandoning the slot (resolve_stuck), and it does so only when every lane whose
+    // intent covers seq belongs to a dead process; our lane covers seq from before the claim
+    // until end_claim() and we are alive. The locked CAS used to stall the producer until the
+    // line came back from the consumer spinning on it; the store retires in the background.
+    std::uint64_t w = slot.word.load(std::memory_order_relaxed);
+    if (word_sequence(w) >= seq && w != 0) return nullptr;
+    slot.word.store(writing, std::memory_order_relaxed);
+  } else {
+    // Overwrite: a producer stalled a whole lap behind may still be writing the previous
+    // sequence of this slot. Wait for it (it is live, or will be marked abandoned); never write
+    // over a newer sequence (we were lapped ourselves: the event is lost, as overwrite allows).
+    std::uint64_t w = slot.word.load(std::memory_order_acquire);
+    for (std::uint32_t spins = 0;; ++spins) {
+      if (word_sequence(w) >= seq && w != 0) return nullptr;
+      if (word_state(w) != SlotState::kWriting && word_state(w) != SlotState::kPending) {
+        if (slot.word.compare_exchange_weak(w, writing, std::memory_order_acquire,
+                                            std::memory_order_acquire))
+          break;
+        continue;
+      }
+      cpu_relax(spins);
+      // The writer a lap behind may be dead: check its lane about every millisecond (yields
+      // make each spin past 64 cost a scheduler round trip).
+      if (alive_ && spins >= 64 && (spins & 255) == 0) {
+        std::uint64_t now = monotonic_ns();
+        if (stalled_since_ == 0) stalled_since_ = now;
+        (void)region_.resolve_stuck(p, word_sequence(w), w, now - stalled_since_, alive_);
+      }
+      w = slot.word.load(std::memory_order_acquire);
+    }
+    stalled_since_ = 0;
+  }
+  // Release fence: a reader that copies this slot and then re-checks the word must not be able
+  // to see our payload bytes while still seeing the old PUBLISHED word (seqlock writer side).
+  std::atomic_thread_fence(std::memory_order_release);
+  return &slot;
+}
+
+RingProducer::EarlyParts RingProducer::early_parts(const PublishRequest& r,
+                                                   std::uint64_t now_ns) {
+  EarlyParts e;
+  e.timestamp_ns = r.timestamp_ns ? r.timestamp_ns : now_ns;
+  e.event_id = ids_.next_event_id(e.timestamp_ns);
+  if (region_.dedup_enabled()) [[unlikely]]
+    e.probe = bloom_probe(region_, r.idempotency_key.is_zero() ? e.event_id : r.idempotency_key);
+  return e;
+}
+
+HeaderWords RingProducer::header_words(const PublishRequest& r, std::uint64_t key_hash,
+                                       std::uint64_t seq, const EarlyParts& early,
+                                       std::size_t payload_bytes) {
+  // The wire words (codec/envelope.h) straight from the request's fields, which the caller wrote
+  // long ago: no field-by-field staging copy of an EnvelopeHeader to be packed afterwards, whose
+  // narrow stores the packing loads had to wait for (micro benches, minimum of 10 interleaved
+  // rounds: batch 16 835 -> 790 ns, dedup publish -7 ns, single publish -1 ns).
+  auto id_words = [](const Id128& id, std::uint64_t* out) { std::memcpy(out, id.bytes.data(), 16); };
+  auto u = [](auto v) { return static_cast<std::uint64_t>(v); };
+  HeaderWords h;
+  std::uint64_t* w = h.w;
+  const std::uint64_t timestamp = early.timestamp_ns;
+  const Id128& event_id = early.event_id;
+  w[0] = u(kEnvelopeFormatVersion) | u(kEnvelopeHeaderBytes) << 16 | u(r.type_id) << 32 |
+         u(r.schema_version) << 48;
+  w[1] = u(producer_id_) | u(static_cast<std::uint8_t>(r.classification)) << 16 |
+         u(static_cast<std::uint8_t>(r.content_type)) << 24 | u(r.flags) << 32 |
+         u(r.key_id) << 48;
+  w[2] = timestamp;
+  w[3] = seq;
+  id_words(event_id, &w[4]);
+  id_words(r.idempotency_key.is_zero() ? event_id : r.idempotency_key, &w[6]);
+  // An event without a correlation starts a trace, and the trace is named after the event: a
+  // UUIDv7 is non-zero and its rightmost 7 bytes are random, which is what W3C trace-context
+  // asks of a trace id (level 2, "random" flag). A second random id per event cost ~5 ns.
+  id_words(r.correlation_id.is_zero() ? event_id : r.correlation_id, &w[8]);
+  id_words(r.causation_id, &w[10]);
+  w[12] = key_hash;
+  w[13] = r.entity_revision;
+  w[14] = u(static_cast<std::uint32_t>(payload_bytes)) |
+          u(static_cast<std::uint16_t>(r.entity_key.size())) << 32;  // reserved (48..63) zero
+  w[15] = u(r.origin_host);                                           // checksum (32..63) zero
+  return h;
+}
+
+SlotHeader* RingProducer::write_event(std::uint32_t p, std::uint64_t seq, const PublishRequest& r,
+                                      std::uint64_t key_hash, const EarlyParts& early,
+                                      PublishReceipt* receipt, DedupMark* mark) {
+  auto key = as_bytes(r.entity_key);
+  HeaderWords words = header_words(r, key_hash, seq, early, r.payload.size());
+  // Dedup buses: set the key's bits now, before the slot is written (dedup.h): the bloom word's
+  // locked RMW then does not wait for this event's slot lines to arrive.
+  if (region_.dedup_enabled()) [[unlikely]] {
+    const Id128 idem = id_of_words(words, 6);
+    *mark = {dedup_mark(region_, p, seq, early.probe, bloom_writers(p)), idem, words.w[2]};
+  }
+  // Everything is computed before the first slot store, and nothing stored here is read back:
+  // the header goes out as sixteen 64-bit words from registers, its checksum is hashed from
+  // those words and from the caller's key and payload (codec/envelope.h, "Checksum"). The slot
+  // stores wait in the store buffer for the consumer's core to give their lines up; any load
+  // that must wait for a store (a locked instruction, or a read of bytes just written by
+  // narrower stores) would wait for all of them, and that wait was half a publish across cores.
+  words.w[15] |= std::uint64_t{envelope_checksum(words, key, r.payload)} << 32;
+  SlotHeader* slot = begin_write(p, seq);
+  if (!slot) return nullptr;
+  // The header words that hold what the rest implies are left out (ring_layout.h, SlotElide).
+  const std::uint16_t elided = elided_groups(r);
+  const std::size_t bytes =
+      stored_header_bytes(elided) + key.size() + r.payload.size();
+  // envelope_bytes, writer and elided (slot bytes 8..15) as one store.
+  const std::uint64_t length_word =
+      bytes | std::uint64_t{producer_id_} << 32 | std::uint64_t{elided} << 48;
+  std::memcpy(&slot->envelope_bytes, &length_word, sizeof length_word);
+  auto* out = reinterpret_cast<std::uint64_t*>(RingRegion::envelope_of(*slot));
+  auto put = [&out](std::uint64_t v) {
+    // Through a register, one word at a time: a vectorised copy would load 32 bytes across
+    // several of the 8-byte stores that just built `words` (see above).
+    asm volatile("" : "+r"(v));
+    *out++ = v;
+  };
+  for (std::size_t i = 0; i < 6; ++i) put(words.w[i]);
+  if (!(elided & kElideIdempotencyKey)) put(words.w[6]), put(words.w[7]);
+  if (!(elided & kElideCorrelationId)) put(words.w[8]), put(words.w[9]);
+  if (!(elided & kElideCausationId)) put(words.w[10]), put(words.w[11]);
+  put(words.w[12]);
+  if (!(elided & kElideRevision)) put(words.w[13]);
+  put(words.w[14]);
+  put(words.w[15]);
+  std::byte* body = reinterpret_cast<std::byte*>(out);
+  if (!key.empty()) std::memcpy(body, key.data(), key.size());
+  if (!r.payload.empty()) std::memcpy(body + key.size(), r.payload.data(), r.payload.size());
+  if (receipt) *receipt = {p, seq, id_of_words(words, 4)};
+  return slot;
+}
+
+bool RingProducer::finish_publish(std::uint32_t p, SlotHeader* slot, std::uint64_t seq,
+                                  const DedupMark& mark) {
+  if (region_.dedup_enabled() && mark.maybe) [[unlikely]] {
+    // SYNC POINT: release publishes the envelope to other producers' dedup scans (they acquire
+    // the word): PENDING says "a confirmer, with its key readable".
+    slot->word.store(slot_word(seq, SlotState::kPending), std::memory_order_release);
+    if (dedup_confirm(region_, p, seq, mark.key, mark.time_ns, alive_) ==
+        DedupVerdict::kDuplicate) {
+      // Release: consumers acquiring DUPLICATE skip the slot.
+      slot->word.store(slot_word(seq, SlotState::kDuplicate), std::memory_order_release);
+      region_.partition(p).deduplicated.fetch_add(1, std::memory_order_relaxed);  // statistic
+      return false;
+    }
+  }
+  // SYNC POINT: release publishes the slot's length, writer and envelope to consumers that
+  // acquire the word in RingConsumer::read_one() (and to dedup scans of other producers).
+  slot->word.store(slot_word(seq, SlotState::kPublished), std::memory_order_release);
+  return true;
+}
+
+void RingProducer::demote_slot(const SlotHeader* slot, std::size_t envelope_bytes) {
+  // envelope_bytes is the full envelope's: a slot that elided header words may use one line
+  // fewer, and demoting that line too is harmless (sizing it to the stored bytes measured no
+  // better: bench/RESULTS.md, session I).
+#if defined(__x86_64__)
+  // CLDEMOTE is a hint encoded in the reserved-NOP space: a CPU without it executes a NOP.
+  // Line 0 is left alone: the consumer is most likely already fetching it (it holds the word).
+  const char* base = reinterpret_cast<const char*>(slot);
+  const std::size_t lines = (kSlotHeaderBytes + envelope_bytes + kCacheLine - 1) / kCacheLine;
+  for (std::size_t i = 1; i < lines; ++i) asm volatile("cldemote %0" ::"m"(base[kCacheLine * i]));
+#else
+  (void)slot;
+  (void)envelope_bytes;
+#endif
+  ++demoted_slots_;
+}
+
+void RingProducer::notify_consumers() {
+  // Dekker with RingConsumer::wait: our final slot store, then their sleepers count; they
+  // increment sleepers, then look at our slot, so at least one of us must see the other. With
+  // the asymmetric fence (wait.h) the full barrier is theirs: membarrier() between their
+  // increment and their look makes this thread execute one, so a compiler barrier suffices
+  // here. Without it, a seq_cst fence, which waits for every pending store of the event.
+  if (light_fence_)
+    std::atomic_signal_fence(std::memory_order_seq_cst);
+  else
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+  if (region_.header().sleepers.load(std::memory_order_relaxed) != 0) region_.wake_sleepers();
+}
+
+PublishResult RingProducer::try_publish(const PublishRequest& r, PublishReceipt* receipt) {
+  if (PublishResult c = check(r, r.entity_key.size() + r.payload.size()); c != PublishResult::kOk)
+    return c;
+  const std::uint64_t key_hash = entity_key_hash(r.entity_key);
+  std::uint32_t p = region_.partition_of(key_hash);
+  // The clock is read before the claim: on a shared partition the claim's CAS waits for the
+  // previous event's slot stores to drain, and the clock's work (a TSC read and a few loads
+  // that the locked instruction would hold back) runs while they do. Across cores: shared
+  // publishes +7.5%, with dedup +20% (Xeon, 6 interleaved rounds). Timestamps of one producer
+  // still rise with its sequences; across producers they never were ordered.
+  // So are the event id and, on dedup buses, the key's bloom probe (early_parts): with dedup,
+  // shared publishes +9% and exclusive ones +21% (Xeon, 6 interleaved rounds).
+  const std::uint64_t now = clock_.now_ns();
+  const EarlyParts early = early_parts(r, now);
+  std::uint64_t seq, got;
+  if (PublishResult c = claim(p, 1, &seq, &got); c != PublishResult::kOk) return c;
+  const bool after_idle = idle_before(now, 1);
+  PublishResult result = PublishResult::kOk;
+  DedupMark mark;
+  if (SlotHeader* slot = write_event(p, seq, r, key_hash, early, receipt, &mark)) {
+    if (!finish_publish(p, slot, seq, mark)) result = PublishResult::kDuplicate;
+    else if (after_idle) demote_slot(slot, envelope_bytes(r.entity_key.size(), r.payload.size()));
+  } else if (region_.config().overflow == Overflow::kReject) {
+    result = PublishResult::kRevoked;
+  }
+  end_claim();
+  notify_consumers();
+  prefetch_for_write(p, seq + 1);
+  return result;
+}
+
+PublishResult RingProducer::try_publish_batch(std::span<const PublishRequest> requests,
+                                              std::size_t* published) {
+  *published = 0;
+  PublishResult result = PublishResult::kOk;
+  std::size_t i = 0;
+  while (i < requests.size()) {
+    const PublishRequest& r0 = requests[i];
+    if (result = check(r0, r0.entity_key.size() + r0.payload.size()); result != PublishResult::kOk)
+      break;
+    // Hash each key once: the run's hashes are kept for the writes (bounded, no allocation).
+    std::array<std::uint64_t, kBatchRun> hashes;
+    hashes[0] = entity_key_hash(r0.entity_key);
+    const std::uint32_t p = region_.partition_of(hashes[0]);
+    std::size_t j = i + 1;  // the run of valid requests of the same partition
+    while (j < requests.size() && j - i < kBatchRun &&
+           check(requests[j], requests[j].entity_key.size() + requests[j].payload.size()) ==
+               PublishResult::kOk) {
+      hashes[j - i] = entity_key_hash(requests[j].entity_key);
+      if (region_.partition_of(hashes[j - i]) != p) break;
+      ++j;
+    }
+    const std::uint64_t now = clock_.now_ns();  // before the claim, as in try_publish
+    std::uint64_t first, got;
+    if (result = claim(p, j - i, &first, &got); result != PublishResult::kOk) break;
+    const bool after_idle = idle_before(now, got);
+    for (std::uint64_t k = 0; k < got; ++k) {
+      DedupMark mark;
+      const PublishRequest& r = requests[i + k];
+      if (SlotHeader* slot =
+              write_event(p, first + k, r, hashes[k], early_parts(r, now), nullptr, &mark)) {
+        // A duplicate counts as handled.
+        if (finish_publish(p, slot, first + k, mark) && after_idle)
+          demote_slot(slot, envelope_bytes(r.entity_key.size(), r.payload.size()));
+      }
+      if (k + 1 < got) prefetch_for_write(p, first + k + 1);
+    }
+    end_claim();
+    prefetch_for_write(p, first + got);
+    i += got;
+    *published = i;
+  }
+  if (*published) notify_consumers();
+  return result;
+}
+
+PublishResult RingProducer::try_claim(const PublishRequest& r, std::size_t payload_bytes,
+                                      Claim* out) {
+  if (PublishResult c = check(r, r.entity_key.size() + payload_bytes); c != PublishResult::kOk)
+    return c;
+  const std::uint64_t key_hash = entity_key_hash(r.entity_key);
+  std::uint32_t p = region_.partition_of(key_hash);
+  const std::uint64_t now = clock_.now_ns();  // before the claim, as in try_publish
+  std::uint64_t seq, got;
+  if (PublishResult c = claim(p, 1, &seq, &got); c != PublishResult::kOk) return c;
+  SlotHeader* slot = begin_write(p, seq);
+  if (!slot && region_.config().overflow == Overflow::kReject) {
+    end_claim();
+    return PublishResult::kRevoked;
+  }
+  *out = Claim{};
+  out->partition = p;
+  out->sequence = seq;
+  out->slot = slot;
+  // Overwrite mode, lapped before we began: the event is already lost (as overwrite allows);
+  // the caller still gets somewhere to write, and commit() publishes nothing.
+  std::byte* env = slot ? RingRegion::envelope_of(*slot) : discard_.get();
+  claim_after_idle_ = idle_before(now, 1);
+  const HeaderWords words = header_words(r, key_hash, seq, early_parts(r, now), payload_bytes);
+  std::memcpy(env, words.w, sizeof words.w);  // checksum zero until commit() seals it
+  std::memcpy(env + kEnvelopeHeaderBytes, r.entity_key.data(), r.entity_key.size());
+  out->envelope_bytes = envelope_bytes(r.entity_key.size(), payload_bytes);
+  out->payload = std::span(env + kEnvelopeHeaderBytes + r.entity_key.size(), payload_bytes);
+  if (slot) {
+    slot->envelope_bytes = static_cast<std::uint32_t>(out->envelope_bytes);
+    slot->writer = producer_id_;
+    slot->elided = 0;  // the zero-copy header is stored whole: the caller may fill any field
+  }
+  return PublishResult::kOk;
+}
+
+PublishResult RingProducer::commit(Claim& claim) {
+  PublishResult result = PublishResult::kOk;
+  if (claim.slot) {
+    std::byte* env = RingRegion::envelope_of(*claim.slot);
+    seal_envelope(std::span(env, claim.envelope_bytes));
+    DedupMark mark;
+    if (region_.dedup_enabled()) [[unlikely]] {
+      // Zero-copy: the bits are set only now, so that rivals never wait on a claim that the
+      // caller may hold open for long (dedup.h: a WRITING slot is waited for, bounded).
+      EnvelopeHeader h;
+      std::memcpy(&h, env, sizeof h);
+      mark = {dedup_mark(region_, claim.partition, claim.sequence, h.idempotency_key,
+                         bloom_writers(claim.partition)),
+              h.idempotency_key, h.timestamp_ns};
+    }
+    if (!finish_publish(claim.partition, claim.slot, claim.sequence, mark))
+      result = PublishResult::kDuplicate;
+    else if (claim_after_idle_)
+      demote_slot(claim.slot, claim.envelope_bytes);
+    end_claim();
+    notify_consumers();
+  } else {
+    end_claim();  // overwrite mode, lapped before writing: nothing to publish
+  }
+  claim = Claim{};
+  return result;
+}
+
+void RingProducer::abort(Claim& claim) {
+  if (claim.slot) {
+    // Release: consumers that acquire ABANDONED skip the slot without reading it.
+    claim.slot->word.store(slot_word(claim.sequence, SlotState::kAbandoned),
+                           std::memory_order_release);
+    end_claim();
+    region_.partition(claim.partition).abandoned.fetch_add(1, std::memory_order_relaxed);
+    notify_consumers();
+  }
+  claim = Claim{};
+}
+
+}  // namespace evring::core
