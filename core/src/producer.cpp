@@ -367,6 +367,7 @@ SlotHeader* RingProducer::write_event(std::uint32_t p, std::uint64_t seq, const 
     asm volatile("" : "+r"(v));
     *out++ = v;
   };
+  // kElideGroups (ring_layout.h) word by word: words 6-7, 8-9, 10-11 and 13 (pinned in ring.h).
   for (std::size_t i = 0; i < 6; ++i) put(words.w[i]);
   if (!(elided & kElideIdempotencyKey)) put(words.w[6]), put(words.w[7]);
   if (!(elided & kElideCorrelationId)) put(words.w[8]), put(words.w[9]);

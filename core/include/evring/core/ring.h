@@ -171,6 +171,15 @@ class RingRegion {
 // process wrote them, and may be writing them still: a reader re-checks the slot word after the
 // copy). out must hold max_envelope_bytes; a longer envelope is refused (0), as producers never
 // write one (RingProducer::check).
+// The groups below are kElideGroups (ring_layout.h), written out for the poll path.
+static_assert(kElideGroups[0].first == 48 && kElideGroups[0].bytes == 16 &&
+              kElideGroups[0].bit == kElideIdempotencyKey);
+static_assert(kElideGroups[1].first == 64 && kElideGroups[1].bytes == 16 &&
+              kElideGroups[1].bit == kElideCorrelationId);
+static_assert(kElideGroups[2].first == 80 && kElideGroups[2].bytes == 16 &&
+              kElideGroups[2].bit == kElideCausationId);
+static_assert(kElideGroups[3].first == 104 && kElideGroups[3].bytes == 8 &&
+              kElideGroups[3].bit == kElideRevision);
 inline std::size_t expand_slot_envelope(const SlotHeader& slot, std::size_t max_envelope_bytes,
                                         std::byte* out) {
   const std::uint32_t stored = slot.envelope_bytes;

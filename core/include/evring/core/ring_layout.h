@@ -283,23 +283,42 @@ enum SlotElide : std::uint16_t {
   kElideRevision = 1u << 3,        // word 13: zero
 };
 inline constexpr std::uint16_t kElideMask = 0xF;
-// Bytes of header the slot holds for an `elided` set (<= kElideMask).
+// The groups as full-header byte ranges, in header order: the one description the helpers below
+// are checked against. write_event (producer.cpp) and expand_slot_envelope (ring.h) spell the
+// groups out word by word on the hot paths; static_asserts beside them pin them to this table.
+struct ElideGroup {
+  std::size_t first, bytes;
+  std::uint16_t bit;
+};
+inline constexpr ElideGroup kElideGroups[] = {{48, 16, kElideIdempotencyKey},
+                                              {64, 16, kElideCorrelationId},
+                                              {80, 16, kElideCausationId},
+                                              {104, 8, kElideRevision}};
+// Bytes of header the slot holds for an `elided` set (<= kElideMask). Written out for the hot
+// paths; equal to the table's sum for every set (checked below).
 inline constexpr std::size_t stored_header_bytes(std::uint16_t elided) {
   return kEnvelopeHeaderBytes - (elided & kElideIdempotencyKey ? 16 : 0) -
          (elided & kElideCorrelationId ? 16 : 0) - (elided & kElideCausationId ? 16 : 0) -
          (elided & kElideRevision ? 8 : 0);
 }
+inline constexpr bool stored_header_bytes_matches_groups() {
+  for (std::uint16_t set = 0; set <= kElideMask; ++set) {
+    std::size_t bytes = kEnvelopeHeaderBytes;
+    for (const ElideGroup& g : kElideGroups)
+      if (set & g.bit) bytes -= g.bytes;
+    if (bytes != stored_header_bytes(set)) return false;
+  }
+  return true;
+}
+static_assert(stored_header_bytes_matches_groups());
 static_assert(stored_header_bytes(kElideMask) == 72);
 inline constexpr std::size_t kElidedOffset = ~std::size_t{0};
 // Where byte `offset` (< 128) of the full header lies among the header bytes a slot with these
 // elided groups stores, or kElidedOffset when its group is left out (for tools and tests that
 // look at slot bytes; readers expand instead).
 inline constexpr std::size_t stored_header_offset(std::uint16_t elided, std::size_t offset) {
-  struct Group { std::size_t first, bytes; std::uint16_t bit; };
-  constexpr Group kGroups[] = {{48, 16, kElideIdempotencyKey}, {64, 16, kElideCorrelationId},
-                               {80, 16, kElideCausationId}, {104, 8, kElideRevision}};
   std::size_t at = offset;
-  for (const Group& g : kGroups) {
+  for (const ElideGroup& g : kElideGroups) {
     if (!(elided & g.bit)) continue;
     if (offset >= g.first + g.bytes) at -= g.bytes;
     else if (offset >= g.first) return kElidedOffset;
