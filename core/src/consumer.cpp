@@ -86,7 +86,7 @@ RingConsumer::Step RingConsumer::read_one(std::uint32_t p, EnvelopeView* view,
   const std::uint64_t w = slot.word.load(std::memory_order_acquire);
   const std::uint64_t s = word_sequence(w);
   if (s < c) {  // not claimed, or claimed and not yet begun
-    if (alive_ && (++empty_reads_ & kStuckReadMask) == 0) check_stuck(p, w);
+    if (alive_ && (++empty_reads_ & kStuckReadMask) == 0) check_stuck(p, w, false);
     return Step::kEmpty;
   }
   if (s > c) {
@@ -110,7 +110,7 @@ RingConsumer::Step RingConsumer::read_one(std::uint32_t p, EnvelopeView* view,
       read_[p] = c + 1;
       return Step::kSkipped;
     default:  // empty, writing, pending, or an undefined state from a scribbled word
-      if (alive_ && (++empty_reads_ & kStuckReadMask) == 0) check_stuck(p, w);
+      if (alive_ && (++empty_reads_ & kStuckReadMask) == 0) check_stuck(p, w, false);
       return Step::kEmpty;
   }
   // Untrusted length and elided bits: another process wrote them (0: they cannot be right).
@@ -138,29 +138,38 @@ RingConsumer::Step RingConsumer::read_one(std::uint32_t p, EnvelopeView* view,
   return Step::kDelivered;
 }
 
-void RingConsumer::check_stuck(std::uint32_t p, std::uint64_t observed_word) {
+bool RingConsumer::check_stuck(std::uint32_t p, std::uint64_t observed_word, bool look_now) {
   const std::uint64_t c = read_[p];
-  // Acquire pairs with the claim CAS (release): a head past c comes with the claimer's intent.
-  if (region_.partition(p).head.load(std::memory_order_acquire) <= c) return;  // just idle
   const std::uint64_t now = monotonic_ns();
   Stuck& st = stuck_[p];
-  if (st.seq != c) {
-    st = {c, now, now};
-    return;
+  const bool first_sight = st.seq != c;
+  if (first_sight) st = Stuck{c, now, now, false};
+  // Between two events a spinning consumer waits here about once per event: it must not read
+  // the head then (see kStuckReadMask), only once a wait has lasted kStuckCheckNs.
+  if (!look_now && (first_sight || now - st.looked_ns < kStuckCheckNs)) return st.claimed;
+  st.looked_ns = now;
+  ++liveness_looks_;
+  // Acquire pairs with the claim CAS (release): a head past c comes with the claimer's intent.
+  if (region_.partition(p).head.load(std::memory_order_acquire) <= c) {
+    st.since_ns = now;  // nothing claimed: the wait so far was an idle ring, not a stuck writer
+    st.claimed = false;
+    return false;
   }
-  if (now - st.checked_ns < kStuckCheckNs) return;
-  st.checked_ns = now;
-  (void)region_.resolve_stuck(p, c, observed_word, now - st.since_ns, alive_);
-  // Abandoned or not, the next read looks at the word again.
+  st.claimed = true;
+  // Claimed and unfinished since at least the previous look: abandoned if its claimers are
+  // all dead (or, covered by none, after kOrphanSlotNs). Abandoned or not, the next read looks
+  // at the word again.
+  if (!first_sight)
+    (void)region_.resolve_stuck(p, c, observed_word, now - st.since_ns, alive_);
+  return true;
 }
 
-bool RingConsumer::poke_stuck() {
+bool RingConsumer::poke_stuck(bool look_now) {
   bool stuck = false;
   for (std::uint32_t p = 0; p < region_.config().partitions; ++p) {
-    if (region_.partition(p).head.load(std::memory_order_acquire) <= read_[p] || ready(p))
-      continue;
-    stuck = true;
-    check_stuck(p, region_.slot(p, read_[p]).word.load(std::memory_order_acquire));
+    if (ready(p)) continue;
+    if (check_stuck(p, region_.slot(p, read_[p]).word.load(std::memory_order_acquire), look_now))
+      stuck = true;
   }
   return stuck;
 }
@@ -177,7 +186,7 @@ bool RingConsumer::wait(WaitStrategy strategy, std::uint64_t timeout_ns) {
     // A claimed slot whose writer died never becomes ready: look for one now and then, as the
     // block path does between naps (spinning and yielding waiters used to wait out their whole
     // timeout before a poll noticed; measured 130-300 ms by evring-abandon-bench).
-    if (alive_ && (spins & 1023) == 1023 && poke_stuck() && any_ready()) return true;
+    if (alive_ && (spins & 1023) == 1023 && poke_stuck(false) && any_ready()) return true;
     if (strategy == WaitStrategy::kYield) sched_yield();
     else cpu_relax(spins < 64 ? spins : 0);
     ++spins;
@@ -189,7 +198,7 @@ bool RingConsumer::wait(WaitStrategy strategy, std::uint64_t timeout_ns) {
     // A claimed but unfinished slot may belong to a dead producer: nobody would wake us for
     // it, so sleep in short steps and check it (check_stuck) between them.
     std::uint64_t nap = deadline - now;
-    if (alive_ && poke_stuck()) nap = std::min<std::uint64_t>(nap, kStuckCheckNs);
+    if (alive_ && poke_stuck(true)) nap = std::min<std::uint64_t>(nap, kStuckCheckNs);
     // Dekker with the producer (see RingProducer::try_publish): announce, then look.
     h.sleepers.fetch_add(1, std::memory_order_seq_cst);
     // Heavy side of the asymmetric fence (see RingProducer::notify_consumers): every producer

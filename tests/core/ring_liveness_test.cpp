@@ -115,6 +115,45 @@ TEST_F(RingTest, ConsumerNeverAbandonsASlotOfALiveClaimer) {
   EXPECT_EQ(drain(consumer).payloads, (std::vector<std::string>{"b", "c"}));
 }
 
+// The liveness look reads the partition head, the line every claim writes: a consumer spinning
+// between events must not take it from the producers (RingConsumer::kStuckReadMask). Waits
+// shorter than kStuckCheckNs never look; a longer idle wait looks at most once per
+// kStuckCheckNs (and does look: that is how a dead claimer's slot is found).
+TEST_F(RingTest, ASpinningConsumerLooksAtTheHeadOnlyAfterAMillisecondOfWaiting) {
+  TestRing ring(small_config(1, 64));
+  RingConsumer consumer(ring.region(), 0, Start::kEarliest);
+  consumer.set_liveness(&claimer_alive);
+  auto producer = make_producer(ring.region(), 1, policy_.get());
+  constexpr int kEvents = 200;
+  std::uint64_t empty_polls = 0;
+  for (int i = 0; i < kEvents; ++i) {
+    Req r(1, "k", "e");
+    ASSERT_EQ(producer->try_publish(r.request), PublishResult::kOk);
+    ASSERT_EQ(consumer.poll([](const Event&) {}).delivered, 1u);
+    // Spin on the empty ring for 200 us (well under kStuckCheckNs), as between two events.
+    const auto until = std::chrono::steady_clock::now() + std::chrono::microseconds(200);
+    while (std::chrono::steady_clock::now() < until) {
+      ASSERT_EQ(consumer.poll([](const Event&) {}).delivered, 0u);
+      ++empty_polls;
+    }
+  }
+  ASSERT_GT(empty_polls, 64u * kEvents) << "too few empty reads to call check_stuck per event";
+  // Reading the head every 64th empty read, as before, made this several per event. A look can
+  // still happen when the host stalls this thread for a millisecond: allow a few.
+  EXPECT_LE(consumer.liveness_looks(), std::uint64_t{kEvents / 20});
+
+  // An idle ring: at most one look per kStuckCheckNs of waiting, and some.
+  const std::uint64_t before = consumer.liveness_looks();
+  const auto start = std::chrono::steady_clock::now();
+  while (std::chrono::steady_clock::now() - start < std::chrono::milliseconds(30))
+    ASSERT_EQ(consumer.poll([](const Event&) {}).delivered, 0u);
+  const auto waited_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                             std::chrono::steady_clock::now() - start).count();
+  const std::uint64_t looks = consumer.liveness_looks() - before;
+  EXPECT_GE(looks, 1u);
+  EXPECT_LE(looks, static_cast<std::uint64_t>(waited_ms) * 1'000'000 / kStuckCheckNs + 1);
+}
+
 TEST(ProducerLaneTest, LanesAreHandedOutOnceAndReturned) {
   RingConfig c = small_config(1, 8);
   c.producer_lanes = 2;
