@@ -287,12 +287,12 @@ SlotHeader* RingProducer::begin_write(std::uint32_t p, std::uint64_t seq) {
   return &slot;
 }
 
-RingProducer::EarlyParts RingProducer::early_parts(const PublishRequest& r,
-                                                   std::uint64_t now_ns) {
+RingProducer::EarlyParts RingProducer::early_parts(const PublishRequest& r, std::uint64_t now_ns,
+                                                   bool with_probe) {
   EarlyParts e;
   e.timestamp_ns = r.timestamp_ns ? r.timestamp_ns : now_ns;
   e.event_id = ids_.next_event_id(e.timestamp_ns);
-  if (region_.dedup_enabled()) [[unlikely]]
+  if (with_probe && region_.dedup_enabled()) [[unlikely]]
     e.probe = bloom_probe(region_, r.idempotency_key.is_zero() ? e.event_id : r.idempotency_key);
   return e;
 }
@@ -531,7 +531,9 @@ PublishResult RingProducer::try_claim(const PublishRequest& r, std::size_t paylo
   // the caller still gets somewhere to write, and commit() publishes nothing.
   std::byte* env = slot ? RingRegion::envelope_of(*slot) : discard_.get();
   claim_after_idle_ = idle_before(now, 1);
-  const HeaderWords words = header_words(r, key_hash, seq, early_parts(r, now), payload_bytes);
+  // No dedup probe: commit() marks from the header the caller may still change.
+  const HeaderWords words =
+      header_words(r, key_hash, seq, early_parts(r, now, /*with_probe=*/false), payload_bytes);
   std::memcpy(env, words.w, sizeof words.w);  // checksum zero until commit() seals it
   std::memcpy(env + kEnvelopeHeaderBytes, r.entity_key.data(), r.entity_key.size());
   out->envelope_bytes = envelope_bytes(r.entity_key.size(), payload_bytes);

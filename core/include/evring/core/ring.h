@@ -344,7 +344,9 @@ class RingProducer {
     Id128 event_id;
     BloomProbe probe{};          // dedup buses: of the idempotency key
   };
-  EarlyParts early_parts(const PublishRequest& request, std::uint64_t now_ns);
+  // with_probe false: no bloom probe (the zero-copy path marks at commit, from the header).
+  EarlyParts early_parts(const PublishRequest& request, std::uint64_t now_ns,
+                         bool with_probe = true);
   SlotHeader* write_event(std::uint32_t p, std::uint64_t seq, const PublishRequest& request,
                           std::uint64_t key_hash, const EarlyParts& early,
                           PublishReceipt* receipt, DedupMark* mark);
