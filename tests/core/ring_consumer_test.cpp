@@ -284,9 +284,9 @@ TEST_P(CorruptSlotTest, CorruptStoredLengthIsSkippedAndCounted) {
 
 INSTANTIATE_TEST_SUITE_P(Slots, CorruptSlotTest,
                          ::testing::Values(Scribble{false}, Scribble{true}),
-                         [](const auto& info) {
-                           return info.param.whole_header ? std::string("NothingElided")
-                                                          : std::string("AllElided");
+                         [](const auto& test_param) {
+                           return test_param.param.whole_header ? std::string("NothingElided")
+                                                                : std::string("AllElided");
                          });
 
 // Every combination of optional header fields round-trips through a slot that elides the
