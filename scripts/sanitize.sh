@@ -60,6 +60,19 @@ if command -v clang++ >/dev/null && ls /usr/lib/llvm-*/lib/clang/*/lib/linux/lib
     -DCMAKE_CXX_FLAGS="-fsanitize=address,undefined,fuzzer-no-link -fno-sanitize-recover=all" \
     -DCMAKE_EXE_LINKER_FLAGS="-fsanitize=address,undefined" >/dev/null
   cmake --build build-fuzz -j"$jobs"
+  # segment_fuzz works on a bus named fuzz-<its pid> and removes it at exit; a run that crashed
+  # or was killed leaves it in /dev/shm. Remove those whose process is gone.
+  remove_stale_fuzz_buses() {
+    local f pid
+    for f in /dev/shm/evring.fuzz-*; do
+      [[ -e $f ]] || continue
+      pid=${f##*-}
+      [[ $pid =~ ^[0-9]+$ ]] && ! kill -0 "$pid" 2>/dev/null && rm -f "$f" && echo "removed stale $f"
+    done
+    return 0
+  }
+  remove_stale_fuzz_buses
+  trap remove_stale_fuzz_buses EXIT
   for target in envelope_fuzz names_fuzz segment_fuzz jsonl_fuzz; do
     corpus=build-fuzz/corpus/$target
     mkdir -p "$corpus"
