@@ -292,8 +292,19 @@ RingProducer::EarlyParts RingProducer::early_parts(const PublishRequest& r, std:
   EarlyParts e;
   e.timestamp_ns = r.timestamp_ns ? r.timestamp_ns : now_ns;
   e.event_id = ids_.next_event_id(e.timestamp_ns);
-  if (with_probe && region_.dedup_enabled()) [[unlikely]]
-    e.probe = bloom_probe(region_, r.idempotency_key.is_zero() ? e.event_id : r.idempotency_key);
+  if (with_probe && region_.dedup_enabled()) [[unlikely]] {
+    const BloomProbe probe =
+        bloom_probe(region_, r.idempotency_key.is_zero() ? e.event_id : r.idempotency_key);
+    // Field by field, through registers. `e.probe = probe` was compiled as the two returned
+    // registers stored to the stack and reloaded as one 16-byte load to copy: a load that spans
+    // two stores cannot be forwarded from them and waits until every older store has left the
+    // store buffer, the previous event's slot stores included (a quarter of a dedup publish
+    // across cores went there).
+    std::uint64_t word = probe.word, mask = probe.mask;
+    asm volatile("" : "+r"(word), "+r"(mask));
+    e.probe.word = word;
+    e.probe.mask = mask;
+  }
   return e;
 }
 
