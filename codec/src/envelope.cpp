@@ -104,7 +104,16 @@ std::string_view describe(EnvelopeCheck check) {
 EnvelopeCheck decode_envelope(std::span<const std::byte> bytes, EnvelopeView* out) {
   if (bytes.size() < kEnvelopeHeaderBytes) return EnvelopeCheck::kTruncated;
   EnvelopeHeader& h = out->header;
-  std::memcpy(&h, bytes.data(), sizeof h);
+  // Word by word through registers: the bytes were usually just written by the caller (a
+  // consumer's slot expansion) with stores of 8 and 16 bytes, and a wider load spanning
+  // several of them cannot be forwarded from them (it waits for the store buffer to drain).
+  // An 8-byte load inside one earlier store can.
+  for (std::size_t i = 0; i < sizeof h; i += 8) {
+    std::uint64_t v;
+    std::memcpy(&v, bytes.data() + i, 8);
+    asm volatile("" : "+r"(v));
+    std::memcpy(reinterpret_cast<std::byte*>(&h) + i, &v, 8);
+  }
   if (h.format_version != kEnvelopeFormatVersion) return EnvelopeCheck::kBadVersion;
   if (h.header_bytes < kEnvelopeHeaderBytes || h.header_bytes > bytes.size())
     return EnvelopeCheck::kBadHeaderSize;

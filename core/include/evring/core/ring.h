@@ -188,35 +188,31 @@ inline std::size_t expand_slot_envelope(const SlotHeader& slot, std::size_t max_
   const std::size_t header = stored_header_bytes(elided);
   if (stored < header || stored - header > max_envelope_bytes - kEnvelopeHeaderBytes) return 0;
   const std::byte* in = RingRegion::envelope_of(slot);
-  // The event id (words 4-5), which an elided idempotency key or correlation id repeats, in two
-  // registers: copied from `out` instead, a 16-byte load across the two 8-byte stores that had
-  // just written it could not be forwarded from them and waited for the store buffer to drain
-  // (a tenth of a consumer's samples across cores).
-  std::uint64_t id_lo, id_hi;
-  std::memcpy(&id_lo, in + 32, 8);
-  std::memcpy(&id_hi, in + 40, 8);
-  asm volatile("" : "+r"(id_lo), "+r"(id_hi));
+  // The event id (words 4-5), which an elided idempotency key or correlation id repeats, is
+  // copied from the slot, not from `out`: a 16-byte load of bytes this thread has just stored
+  // with narrower stores cannot be forwarded from them and waits for the store buffer to drain
+  // (a tenth of a consumer's samples across cores). Read twice, it is still covered by the
+  // caller's re-check of the slot word and by the checksum.
+  const std::byte* const event_id = in + 32;
   // Words 0-5 always; then each group, stored or implied; then word 12, 13, 14-15.
   std::memcpy(out, in, 48);
   in += 48;
-  enum class Implied : std::uint8_t { kEventId, kZero };
-  auto group = [&](std::size_t at, std::size_t bytes, bool elide, Implied implied) {
+  auto group = [&](std::size_t at, std::size_t bytes, bool elide, const std::byte* implied) {
     if (!elide) {
       std::memcpy(out + at, in, bytes);
       in += bytes;
-    } else if (implied == Implied::kEventId) {
-      std::memcpy(out + at, &id_lo, 8);
-      std::memcpy(out + at + 8, &id_hi, 8);
+    } else if (implied) {
+      std::memcpy(out + at, implied, bytes);
     } else {
       std::memset(out + at, 0, bytes);
     }
   };
-  group(48, 16, elided & kElideIdempotencyKey, Implied::kEventId);
-  group(64, 16, elided & kElideCorrelationId, Implied::kEventId);
-  group(80, 16, elided & kElideCausationId, Implied::kZero);
-  group(96, 8, false, Implied::kZero);
-  group(104, 8, elided & kElideRevision, Implied::kZero);
-  group(112, 16, false, Implied::kZero);
+  group(48, 16, elided & kElideIdempotencyKey, event_id);
+  group(64, 16, elided & kElideCorrelationId, event_id);
+  group(80, 16, elided & kElideCausationId, nullptr);
+  group(96, 8, false, nullptr);
+  group(104, 8, elided & kElideRevision, nullptr);
+  group(112, 16, false, nullptr);
   const std::size_t body = stored - header;
   std::memcpy(out + kEnvelopeHeaderBytes, in, body);
   return kEnvelopeHeaderBytes + body;
