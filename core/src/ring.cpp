@@ -1,6 +1,7 @@
 #include "evring/core/ring.h"
 
 #include <algorithm>
+#include <bit>
 #include <cstring>
 #include <limits>
 
@@ -137,6 +138,7 @@ Result<RingRegion> RingRegion::attach(std::span<std::byte> mem) {
   r.size_ = o.total;
   r.config_ = c;
   r.mask_ = c.slots_per_partition - 1;
+  r.partitions_pow2_ = std::has_single_bit(c.partitions);
   r.gates_offset_ = o.gates;
   r.lanes_offset_ = o.lanes;
   r.cursors_offset_ = o.cursors;

@@ -89,6 +89,22 @@ using Start = RingConsumer::Start;
 
 // ------------------------------------------------------------------------- basic delivery
 
+// The partition of a key is its hash modulo the partition count (part of the layout's meaning:
+// every process must agree); power-of-two counts take a mask for it, which must give the same.
+TEST(RingRegionTest, PartitionOfIsTheKeyHashModuloThePartitionCount) {
+  for (std::uint32_t partitions : {1u, 2u, 3u, 4u, 5u, 7u, 8u, 12u, 16u, 64u}) {
+    TestRing ring(small_config(partitions, 8));
+    std::uint64_t h = 0x9E3779B97F4A7C15ull;
+    for (std::uint64_t v : {std::uint64_t{0}, ~std::uint64_t{0}, std::uint64_t{partitions}}) {
+      EXPECT_EQ(ring.region().partition_of(v), v % partitions) << partitions << " " << v;
+    }
+    for (int i = 0; i < 1000; ++i) {
+      h ^= h << 13, h ^= h >> 7, h ^= h << 17;
+      ASSERT_EQ(ring.region().partition_of(h), h % partitions) << partitions << " " << h;
+    }
+  }
+}
+
 TEST_F(RingTest, PublishedEventIsPolledWithKeyAndPayload) {
   TestRing ring(small_config(2, 8));
   RingConsumer consumer(ring.region(), 0, Start::kEarliest);
