@@ -216,9 +216,10 @@ int run_latency(const Options& o) {
   auto p = [&](const core::Histogram& x, double q) { return x.value_at_percentile(q); };
   if (!build_warning().empty()) std::cerr << build_warning() << "\n";
   std::printf("evring-bench latency  cpu: %s  cpus %d,%d  payload %zu B  rate %.0f/s  %.2f s  "
-              "wait %s  timer overhead %.1f ns\n",
+              "wait %s  timer overhead %.1f ns  clock %s (clocksource %s)\n",
               cpu_model_name().c_str(), o.cpus[0], o.cpus[1 % o.cpus.size()], o.payload, o.rate,
-              o.seconds, o.wait.c_str(), timer_overhead_ns());
+              o.seconds, o.wait.c_str(), timer_overhead_ns(), event_clock().c_str(),
+              kernel_clocksource().c_str());
   std::printf("%-28s %8s %8s %8s %8s %8s %8s %10s\n", "one-way (ns)", "p50", "p90", "p99", "p999",
               "p9999", "max", "count");
   for (auto [label, x] : {std::pair<const char*, const core::Histogram*>{
@@ -241,7 +242,9 @@ int run_latency(const Options& o) {
   if (o.json) {
     std::ostringstream j;
     j << "{\"mode\":\"latency\",\"payload\":" << o.payload << ",\"rate\":" << fmt(o.rate)
-      << ",\"seconds\":" << o.seconds << ",\"wait\":\"" << o.wait << "\",\"count\":" << h.count()
+      << ",\"seconds\":" << o.seconds << ",\"wait\":\"" << o.wait << "\",\"event_clock\":\""
+      << event_clock() << "\",\"clocksource\":\"" << kernel_clocksource()
+      << "\",\"count\":" << h.count()
       << ",\"p50_ns\":" << p(h, 50) << ",\"p90_ns\":" << p(h, 90) << ",\"p99_ns\":" << p(h, 99)
       << ",\"p999_ns\":" << p(h, 99.9) << ",\"p9999_ns\":" << p(h, 99.99)
       << ",\"max_ns\":" << h.max() << ",\"rtt_p50_ns\":" << p(rtt, 50)

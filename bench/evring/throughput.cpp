@@ -302,9 +302,11 @@ int run_throughput(const Options& o) {
   for (int i = 0; i < o.producers + o.consumers; ++i)
     cpu_list += (i ? "," : "") + std::to_string(throughput_cpu(o, i));
   std::printf("evring-bench throughput  cpu: %s  cpus %s  payload %zu B  partitions %u  "
-              "producers %d  consumers %d  batch %zu  dedup %s  %.2f s x %d runs\n",
+              "producers %d  consumers %d  batch %zu  dedup %s  %.2f s x %d runs  "
+              "clock %s (clocksource %s)\n",
               cpu_model_name().c_str(), cpu_list.c_str(), o.payload, o.partitions, o.producers,
-              o.consumers, o.batch, o.dedup ? "on" : "off", o.seconds, o.runs);
+              o.consumers, o.batch, o.dedup ? "on" : "off", o.seconds, o.runs,
+              event_clock().c_str(), kernel_clocksource().c_str());
   std::printf("%-4s %16s %16s %14s %12s  %s\n", "run", "events_per_sec", "bytes_per_sec",
               "published", "rejected", "delivered per consumer");
   for (size_t i = 0; i < runs.size(); ++i) {
@@ -329,7 +331,8 @@ int run_throughput(const Options& o) {
     j << "{\"mode\":\"throughput\",\"payload\":" << o.payload << ",\"partitions\":" << o.partitions
       << ",\"producers\":" << o.producers << ",\"consumers\":" << o.consumers
       << ",\"batch\":" << o.batch << ",\"dedup\":" << (o.dedup ? "true" : "false")
-      << ",\"seconds\":" << o.seconds << ",\"runs\":[";
+      << ",\"seconds\":" << o.seconds << ",\"event_clock\":\"" << event_clock()
+      << "\",\"clocksource\":\"" << kernel_clocksource() << "\",\"runs\":[";
     for (size_t i = 0; i < runs.size(); ++i) {
       j << (i ? "," : "") << "{\"events_per_sec\":" << fmt(runs[i].events_per_sec)
         << ",\"bytes_per_sec\":" << fmt(runs[i].bytes_per_sec)

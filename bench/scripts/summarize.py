@@ -49,6 +49,9 @@ def main():
     out = Path(sys.argv[1])
     if not out.is_dir():
         sys.exit(f"summarize.py: {out} is not a directory")
+    first = last_json(out / "tp_1p1c.txt")
+    if first and "event_clock" in first:
+        print(f"event clock: {first['event_clock']} (kernel clocksource {first['clocksource']})")
     throughput_row(out, "tp_1p1c", "try_publish, shared")
     throughput_row(out, "tp_1p1c_exclusive", "try_publish, exclusive")
     throughput_row(out, "tp_1p1c_batch16", "try_publish_batch 16, shared")

@@ -5,6 +5,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "evring/core/clock.h"
 #include "tools/cli_fixture.h"
 
 namespace evring_cli_test {
@@ -27,6 +28,16 @@ class BenchVerbTest : public CliTest {
     EXPECT_FALSE(lines.empty());
     return lines.empty() ? json{} : json::parse(lines.back());
   }
+  // Figures taken with the TSC clock and with clock_gettime are not comparable: every report
+  // says which one producers used, and the kernel clocksource that decided it.
+  static void expect_clock_named(const json& j) {
+    EXPECT_EQ(j.value("event_clock", ""),
+              evring::core::tsc_clock_usable() ? "tsc" : "clock_gettime");
+    std::ifstream in("/sys/devices/system/clocksource/clocksource0/current_clocksource");
+    std::string source;
+    if (!std::getline(in, source) || source.empty()) source = "unknown";
+    EXPECT_EQ(j.value("clocksource", ""), source);
+  }
 };
 
 TEST_F(BenchVerbTest, ThroughputAccountsForEveryEventPerConsumer) {
@@ -36,6 +47,7 @@ TEST_F(BenchVerbTest, ThroughputAccountsForEveryEventPerConsumer) {
   EXPECT_NE(o.out.find("all events accounted for"), std::string::npos) << o.out;
   json j = last_json_line(o.out);
   EXPECT_EQ(j["mode"], "throughput");
+  expect_clock_named(j);
   EXPECT_EQ(j["producers"], 2);
   EXPECT_EQ(j["consumers"], 2);
   ASSERT_EQ(j["runs"].size(), 2u);
@@ -61,6 +73,7 @@ TEST_F(BenchVerbTest, LatencyReportsOrderedPercentilesAndWritesHgrm) {
   ASSERT_EQ(o.code, 0) << o.err;
   json j = last_json_line(o.out);
   EXPECT_EQ(j["mode"], "latency");
+  expect_clock_named(j);
   EXPECT_EQ(j["wait"], "block");
   EXPECT_EQ(j["count"].get<std::uint64_t>(), 4000u) << "rate x seconds events, every one timed";
   std::uint64_t prev = 0;
