@@ -76,8 +76,7 @@ def main():
         def metric(case, name):
             return cases.get(case, {}).get("metrics", {}).get(name, {}).get("median")
         pp_one_way = metric("pingpong", "one_way_p50_ns")
-        shared = last_json(out / "tp_1p1c.txt")
-        ev = shared["events_per_sec"]["median"] if shared else None
+        ev = first["events_per_sec"]["median"] if first else None
         for case in ("bare_spsc", "bare_spsc_slot", "boost_mq", "boost_spsc_shm"):
             rate = metric(case, "msgs_per_s")
             if rate:
