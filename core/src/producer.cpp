@@ -106,7 +106,8 @@ RingProducer::RingProducer(RingRegion region, std::uint16_t producer_id, std::ui
       owned_(region.config().partitions, 0),
       gate_cache_(region.config().partitions, 0),
       discard_(new std::byte[region.config().slot_bytes]),
-      light_fence_(register_light_fence()) {}
+      light_fence_(register_light_fence()),
+      prefetch_ahead_(std::clamp<std::uint64_t>(region.capacity() / 4, 1, kPrefetchAhead)) {}
 
 PublishResult RingProducer::check(const PublishRequest& r, std::size_t body_bytes) const {
   if (!policy_->known[r.type_id] || r.type_id == 0) return PublishResult::kUnknownType;
@@ -471,7 +472,7 @@ PublishResult RingProducer::try_publish(const PublishRequest& r, PublishReceipt*
   }
   end_claim();
   notify_consumers();
-  prefetch_for_write(p, seq + 1);
+  prefetch_for_write(p, seq + prefetch_ahead_);
   return result;
 }
 
@@ -509,10 +510,9 @@ PublishResult RingProducer::try_publish_batch(std::span<const PublishRequest> re
         if (finish_publish(p, slot, first + k, mark) && after_idle)
           demote_slot(slot, envelope_bytes(r.entity_key.size(), r.payload.size()));
       }
-      if (k + 1 < got) prefetch_for_write(p, first + k + 1);
+      prefetch_for_write(p, first + k + prefetch_ahead_);
     }
     end_claim();
-    prefetch_for_write(p, first + got);
     i += got;
     *published = i;
   }
