@@ -396,7 +396,8 @@ class RingProducer {
     return idle;
   }
   void demote_slot(const SlotHeader* slot, std::size_t envelope_bytes);
-  // Starts fetching the lines of slot seq of partition p (after the first) for writing.
+  // Starts fetching the lines of slot seq of partition p for writing (the word's line only when
+  // prefetch_ahead_ >= 2: see prefetch_for_write).
   void prefetch_for_write(std::uint32_t p, std::uint64_t seq) const;
   static constexpr std::size_t kPrefetchBytes = 1024;  // at most this much of a slot
   // How far ahead of the slot just written a publish prefetches (prefetch_ahead_). A slot's
