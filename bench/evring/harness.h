@@ -33,13 +33,11 @@
 
 namespace evring::bench::harness {
 
-// The kernel's clocksource ("tsc", "kvm-clock", ...), or "unknown". Only the characters such
-// names use are kept: the value goes into JSON unescaped.
+// core::kernel_clocksource(), or "unknown". Only the characters such names use are kept: the
+// value goes into JSON unescaped.
 inline std::string kernel_clocksource() {
-  std::ifstream in("/sys/devices/system/clocksource/clocksource0/current_clocksource");
-  std::string line, name;
-  std::getline(in, line);
-  for (char c : line)
+  std::string name;
+  for (char c : core::kernel_clocksource())
     if (std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_') name += c;
   return name.empty() ? "unknown" : name;
 }

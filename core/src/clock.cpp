@@ -45,23 +45,25 @@ bool cpu_has_invariant_tsc() {
   return (d & (1u << 8)) != 0;
 }
 
-bool kernel_clocksource_is_tsc() {
-  std::FILE* f = std::fopen("/sys/devices/system/clocksource/clocksource0/current_clocksource", "r");
-  if (!f) return false;
-  char name[32] = {};
-  const bool read = std::fgets(name, sizeof name, f) != nullptr;
-  std::fclose(f);
-  return read && std::strncmp(name, "tsc", 3) == 0 && (name[3] == '\n' || name[3] == '\0');
-}
 #else
 std::uint64_t read_tsc() { return 0; }
 #endif
 
 }  // namespace
 
+std::string kernel_clocksource() {
+  std::FILE* f = std::fopen("/sys/devices/system/clocksource/clocksource0/current_clocksource", "r");
+  if (!f) return {};
+  char name[64] = {};
+  const bool read = std::fgets(name, sizeof name, f) != nullptr;
+  std::fclose(f);
+  if (!read) return {};
+  return std::string(name, std::strcspn(name, "\n"));
+}
+
 bool tsc_clock_usable() {
 #if defined(__x86_64__)
-  static const bool usable = cpu_has_invariant_tsc() && kernel_clocksource_is_tsc();
+  static const bool usable = cpu_has_invariant_tsc() && kernel_clocksource() == "tsc";
   return usable;
 #else
   return false;

@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <chrono>
 #include <ctime>
+#include <fstream>
+#include <string>
 #include <thread>
 
 #include "evring/codec/ids.h"
@@ -185,6 +187,18 @@ TEST(UnixClockTest, ARealtimeStepBackNeverMakesValuesGoBack) {
 TEST(UnixClockTest, TscPathMatchesThePlatformCheck) {
   UnixClock clock;
   EXPECT_EQ(clock.uses_tsc(), tsc_clock_usable());
+}
+
+// The name the TSC check and the benches' reports go by: sysfs's line without its newline.
+TEST(UnixClockTest, KernelClocksourceIsTheSysfsNameWithoutItsNewline) {
+  std::ifstream in("/sys/devices/system/clocksource/clocksource0/current_clocksource");
+  std::string line;
+  std::getline(in, line);  // empty where sysfs does not say, as kernel_clocksource()
+  EXPECT_EQ(kernel_clocksource(), line);
+  EXPECT_EQ(kernel_clocksource().find('\n'), std::string::npos);
+  if (kernel_clocksource() != "tsc") {
+    EXPECT_FALSE(tsc_clock_usable());
+  }
 }
 
 }  // namespace

@@ -235,7 +235,6 @@ constexpr std::uint32_t kConsumerEvents = 20000;
 
 struct ConsumerKillResults {
   std::atomic<std::uint32_t> seen[kConsumerEvents];
-  std::atomic<std::uint64_t> restarts;
   std::atomic<pid_t> ready;  // the last consumer process whose Consumer is constructed
 };
 

@@ -15,6 +15,7 @@
 // Values returned by one UnixClock never go backwards. One instance per thread (it is not
 // synchronized): RingProducer owns one.
 #include <cstdint>
+#include <string>
 
 namespace evring::core {
 
@@ -57,5 +58,9 @@ class UnixClock {
 // The TSC path's preconditions: invariant TSC (CPUID 0x80000007 EDX bit 8) and the kernel's
 // current clocksource is "tsc". Evaluated once per process.
 bool tsc_clock_usable();
+
+// The kernel's current clocksource ("tsc", "kvm-clock", ...) without its newline; empty when
+// sysfs does not say. Read on every call (benches report it; tsc_clock_usable caches).
+std::string kernel_clocksource();
 
 }  // namespace evring::core
