@@ -170,16 +170,16 @@ core::Histogram round_trip(const Options& o) {
         Watchdog dog(static_cast<unsigned>(o.seconds) + 30);
         uint64_t got = ~0ull;
         auto on_pong = [&](const core::Event& e) { std::memcpy(&got, e.view.payload.data(), 8); };
-        const uint64_t end = now_ns() + static_cast<uint64_t>(o.seconds * 1e9);
+        const RoundTripSchedule schedule(now_ns(), o.seconds);
         for (uint64_t i = 0;; ++i) {
           const uint64_t t = now_ns();
-          if (t >= end) break;
+          if (!schedule.go_on(t, h.count())) break;
           publish_stamped(*out, req, buf, i, t, t);
           while (back->poll(on_pong, 1).delivered == 0) {
           }
           const uint64_t rtt = now_ns() - t;
           if (got != i) throw std::runtime_error("pong out of order");
-          if (i >= 1000) h.record(rtt);  // warm-up, as in evring-peers
+          if (!schedule.warming_up(i, t)) h.record(rtt);
         }
         publish_stamped(*out, req, buf, kStop, 0, 0);
       });

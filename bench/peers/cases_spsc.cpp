@@ -53,13 +53,13 @@ std::vector<Metric> run_pingpong(const CaseConfig& cfg) {
         pin_current_thread(cfg.producer_cpu);
         detail::wait_ready(*ctl);
         uint64_t t = now_ns();
-        const uint64_t end = t + static_cast<uint64_t>(cfg.seconds * 1e9);
-        for (uint64_t i = 1; t < end; ++i) {
+        const RoundTripSchedule schedule(t, cfg.seconds);
+        for (uint64_t i = 1; schedule.go_on(t, hist.count()); ++i) {
           lines->ping.store(i, std::memory_order_release);
           while (lines->pong.load(std::memory_order_acquire) != i) {
           }
           const uint64_t t1 = now_ns();
-          if (i > kWarmupRoundTrips) hist.record(t1 - t);
+          if (!schedule.warming_up(i - 1, t)) hist.record(t1 - t);
           t = t1;
         }
         lines->ping.store(kStopSeq, std::memory_order_release);

@@ -24,7 +24,6 @@ namespace evring::bench {
 
 inline constexpr uint64_t kStopSeq = UINT64_MAX;  // tells an echo side to stop
 inline constexpr uint64_t kNoTotal = UINT64_MAX;  // PeerControl::total before the producer ends
-inline constexpr uint64_t kWarmupRoundTrips = 1000;
 
 // One measurement's shared state; lives in shared memory for two processes.
 struct PeerControl {
@@ -167,8 +166,8 @@ void rtt_initiate(PeerControl& ctl, double seconds, std::byte* msg, size_t msg_b
   for (size_t i = 8; i < msg_bytes; ++i) msg[i] = static_cast<std::byte>(i * 31);
   detail::wait_ready(ctl);
   uint64_t t = now_ns();
-  const uint64_t end = t + static_cast<uint64_t>(seconds * 1e9);
-  for (uint64_t seq = 0; t < end; ++seq) {
+  const RoundTripSchedule schedule(t, seconds);
+  for (uint64_t seq = 0; schedule.go_on(t, hist.count()); ++seq) {
     detail::stamp(msg, msg_bytes, seq);
     send();
     recv();
@@ -178,7 +177,7 @@ void rtt_initiate(PeerControl& ctl, double seconds, std::byte* msg, size_t msg_b
       throw std::runtime_error("echo out of order: expected seq " + std::to_string(seq) + ", got " +
                                std::to_string(got));
     }
-    if (seq >= kWarmupRoundTrips) hist.record(t1 - t);
+    if (!schedule.warming_up(seq, t)) hist.record(t1 - t);
     t = t1;
   }
   detail::stamp(msg, msg_bytes, kStopSeq);

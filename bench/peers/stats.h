@@ -3,6 +3,7 @@
 //  - summarize(): median / min / max of one figure across repeated runs.
 //  - LatencyHistogram: fixed-memory histogram of non-negative integer samples (ns), exact below
 //    1024 and within 1/512 (0.2 %) relative error above, for percentiles without keeping samples.
+//  - RoundTripSchedule: which round trips of a timed loop are warm-up and when the loop ends.
 //
 // Thread safety: none; one histogram per thread, merge() afterwards.
 #pragma once
@@ -99,6 +100,36 @@ class LatencyHistogram {
   uint64_t count_ = 0;
   uint64_t max_ = 0;
   uint64_t min_ = UINT64_MAX;
+};
+
+// The schedule of a round-trip loop that runs for `seconds` from `start_ns`:
+//  - warm-up, not recorded: the first kWarmupRoundTrips round trips, or every round trip that
+//    starts in the first tenth of the run if that ends sooner. Page faults, cold caches and
+//    the first wake-ups land there. The time bound matters on a loaded machine (a shared CI
+//    runner), where two spinning processes on too few cores may manage only a few hundred round
+//    trips in a short run: a count alone would then leave nothing recorded;
+//  - the end: the loop goes on past `seconds` until it has recorded one round trip, so a
+//    report always has a sample. The callers' watchdogs bound a peer that never answers.
+class RoundTripSchedule {
+ public:
+  static constexpr uint64_t kWarmupRoundTrips = 1000;
+
+  RoundTripSchedule(uint64_t start_ns, double seconds)
+      : warm_until_ns_(start_ns + static_cast<uint64_t>(seconds * 1e8)),
+        end_ns_(start_ns + static_cast<uint64_t>(seconds * 1e9)) {}
+
+  // True for round trip number `index` (from 0) that started at `started_ns`.
+  bool warming_up(uint64_t index, uint64_t started_ns) const {
+    return index < kWarmupRoundTrips && started_ns < warm_until_ns_;
+  }
+  // True while a loop that has recorded `recorded` round trips should start another at `now_ns`.
+  bool go_on(uint64_t now_ns, uint64_t recorded) const {
+    return now_ns < end_ns_ || recorded == 0;
+  }
+
+ private:
+  uint64_t warm_until_ns_;
+  uint64_t end_ns_;
 };
 
 }  // namespace evring::bench
