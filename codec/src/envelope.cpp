@@ -50,13 +50,19 @@ std::string_view content_type_name(ContentType t) {
   return "invalid";
 }
 
-std::uint32_t envelope_checksum(const HeaderWords& header, std::span<const std::byte> key,
+std::uint32_t envelope_checksum(const HeaderWords& header, std::uint64_t key_hash,
                                 std::span<const std::byte> payload) {
   HeaderWords zeroed = header;
   zeroed.w[15] &= kChecksumWordMask;
-  const std::uint64_t seed = XXH3_64bits(zeroed.w, sizeof zeroed.w);
-  const std::uint64_t seed2 = XXH3_64bits_withSeed(key.data(), key.size(), seed);
-  return static_cast<std::uint32_t>(XXH3_64bits_withSeed(payload.data(), payload.size(), seed2));
+  // Three independent hashes, so their multiply chains run side by side (envelope.h).
+  const std::uint64_t h = XXH3_64bits(zeroed.w, sizeof zeroed.w);
+  const std::uint64_t p = XXH3_64bits(payload.data(), payload.size());
+  return static_cast<std::uint32_t>(h ^ std::rotl(key_hash, 21) ^ std::rotl(p, 42));
+}
+
+std::uint32_t envelope_checksum(const HeaderWords& header, std::span<const std::byte> key,
+                                std::span<const std::byte> payload) {
+  return envelope_checksum(header, entity_key_hash(key), payload);
 }
 
 std::uint64_t entity_key_hash(std::span<const std::byte> key) {

@@ -365,7 +365,7 @@ SlotHeader* RingProducer::write_event(std::uint32_t p, std::uint64_t seq, const 
   // stores wait in the store buffer for the consumer's core to give their lines up; any load
   // that must wait for a store (a locked instruction, or a read of bytes just written by
   // narrower stores) would wait for all of them, and that wait was half a publish across cores.
-  words.w[15] |= std::uint64_t{envelope_checksum(words, key, r.payload)} << 32;
+  words.w[15] |= std::uint64_t{envelope_checksum(words, key_hash, r.payload)} << 32;
   SlotHeader* slot = begin_write(p, seq);
   if (!slot) return nullptr;
   // The header words that hold what the rest implies are left out (ring_layout.h, SlotElide).

@@ -19,7 +19,7 @@ namespace evring {
 namespace {
 
 TEST(EnvelopeGoldenTest, FormatVersionAndHeaderSizeAreFrozen) {
-  EXPECT_EQ(kEnvelopeFormatVersion, 2);
+  EXPECT_EQ(kEnvelopeFormatVersion, 3);
   EXPECT_EQ(kEnvelopeHeaderBytes, 128);
   EXPECT_EQ(sizeof(EnvelopeHeader), 128u);
   EXPECT_EQ(envelope_bytes(3, 5), 136u);
@@ -78,7 +78,7 @@ TEST(EnvelopeGoldenTest, EncodedHeaderMatchesTheDocumentedBytes) {
   h.origin_host = 0x91929394;
 
   Golden g;
-  g.put(0, 2, 2);                         // format_version
+  g.put(0, 3, 2);                         // format_version
   g.put(2, 128, 2);                       // header_bytes
   g.put(4, 0x0102, 2);                    // type_id
   g.put(6, 0x0304, 2);                    // schema_version
@@ -113,13 +113,13 @@ TEST(EnvelopeGoldenTest, EncodedHeaderMatchesTheDocumentedBytes) {
   EXPECT_EQ(std::memcmp(out.data() + 128 + key.size(), payload.data(), payload.size()), 0)
       << "payload follows the key";
 
-  // checksum (format 2) = low32(XXH3_withSeed(payload, XXH3_withSeed(key, XXH3(header'))))
+  // checksum (format 3) = low32(XXH3(header') ^ rotl(XXH3(key), 21) ^ rotl(XXH3(payload), 42))
   // where header' is the 128 header bytes with the checksum field zero (the table above).
   std::string body = key + payload;
-  const std::uint64_t seed = XXH3_64bits(g.bytes().data(), 128);
-  const std::uint64_t seed2 = XXH3_64bits_withSeed(key.data(), key.size(), seed);
-  const std::uint32_t expected =
-      static_cast<std::uint32_t>(XXH3_64bits_withSeed(payload.data(), payload.size(), seed2));
+  auto rotl = [](std::uint64_t x, int r) { return x << r | x >> (64 - r); };
+  const std::uint32_t expected = static_cast<std::uint32_t>(
+      XXH3_64bits(g.bytes().data(), 128) ^ rotl(XXH3_64bits(key.data(), key.size()), 21) ^
+      rotl(XXH3_64bits(payload.data(), payload.size()), 42));
   const std::uint32_t stored = static_cast<std::uint32_t>(out[124]) |
                                static_cast<std::uint32_t>(out[125]) << 8 |
                                static_cast<std::uint32_t>(out[126]) << 16 |

@@ -138,7 +138,7 @@ TEST(EnvelopeTest, RejectsKeyAndPayloadLongerThanTheBuffer) {
 
 TEST(EnvelopeTest, RejectsUnknownFormatVersion) {
   EnvelopeView v;
-  const std::uint16_t versions[] = {0, 1, 3, 0xFFFF};  // 1: the old checksum
+  const std::uint16_t versions[] = {0, 1, 2, 4, 0xFFFF};  // 1, 2: the older checksums
   for (std::uint16_t version : versions) {
     auto bytes = encode(sample_header(), "k", "p");
     std::memcpy(bytes.data(), &version, 2);
@@ -208,29 +208,38 @@ TEST(EnvelopeTest, RejectsAFlippedByteAtEveryPosition) {
   }
 }
 
-TEST(EnvelopeTest, ChecksumIsTheDocumentedXxh3Chain) {
+TEST(EnvelopeTest, ChecksumIsTheDocumentedXxh3Combination) {
   const std::string key = "k1", payload = "p1";
   auto bytes = encode(sample_header(), key, payload);
   std::uint32_t stored;
   std::memcpy(&stored, bytes.data() + 124, 4);
   std::vector<std::byte> header(bytes.begin(), bytes.begin() + 128);
   std::memset(header.data() + 124, 0, 4);  // hashed with the checksum field zero
-  std::uint64_t seed = XXH3_64bits(header.data(), 128);
-  std::uint64_t seed2 = XXH3_64bits_withSeed(key.data(), key.size(), seed);
-  std::uint64_t full = XXH3_64bits_withSeed(payload.data(), payload.size(), seed2);
+  auto rotl = [](std::uint64_t x, int r) { return x << r | x >> (64 - r); };
+  const std::uint64_t full = XXH3_64bits(header.data(), 128) ^
+                             rotl(XXH3_64bits(key.data(), key.size()), 21) ^
+                             rotl(XXH3_64bits(payload.data(), payload.size()), 42);
   EXPECT_EQ(stored, static_cast<std::uint32_t>(full));
-  // The three pieces are chained, not concatenated: moving a byte from the key to the payload
-  // changes the checksum even though key + payload reads the same.
+  // The pieces are hashed apart, not concatenated: moving a byte from the key to the payload
+  // changes the checksum even though key + payload reads the same, and so does swapping a key
+  // and a payload of one length (their hashes are rotated differently).
   auto moved = encode(sample_header(), "k", "1p1");
   std::uint32_t moved_sum;
   std::memcpy(&moved_sum, moved.data() + 124, 4);
   EXPECT_NE(moved_sum, stored);
+  auto swapped = encode(sample_header(), payload, key);
+  std::uint32_t swapped_sum;
+  std::memcpy(&swapped_sum, swapped.data() + 124, 4);
+  EXPECT_NE(swapped_sum, stored);
   // And the packed words are the header bytes, word by word.
   EnvelopeHeader h;
   std::memcpy(&h, bytes.data(), sizeof h);
   const HeaderWords words = pack_header(h);
   EXPECT_EQ(std::memcmp(words.w, bytes.data(), 128), 0);
   EXPECT_EQ(envelope_checksum(words, std::as_bytes(std::span(key)), std::as_bytes(std::span(payload))),
+            stored);
+  // A producer passes the key's hash, which it has already, instead of the key.
+  EXPECT_EQ(envelope_checksum(words, entity_key_hash(key), std::as_bytes(std::span(payload))),
             stored);
 }
 

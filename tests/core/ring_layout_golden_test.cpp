@@ -28,7 +28,7 @@ std::uint64_t read_le(const std::byte* base, std::size_t off, std::size_t size) 
   return v;
 }
 
-TEST(RingLayoutGoldenTest, VersionIsFrozen) { EXPECT_EQ(kRingLayoutVersion, 4u); }
+TEST(RingLayoutGoldenTest, VersionIsFrozen) { EXPECT_EQ(kRingLayoutVersion, 5u); }
 
 TEST(RingLayoutGoldenTest, RingHeaderFields) {
   EXPECT_EQ(sizeof(RingHeader), 256u);
@@ -265,7 +265,7 @@ TEST(RingLayoutGoldenTest, WrittenBytesLandAtTheDocumentedOffsets) {
   EXPECT_EQ(read_le(base, slot1 + 8, 4), 72 + key.size() + 7) << "envelope_bytes as stored";
   EXPECT_EQ(read_le(base, slot1 + 12, 2), 0x0A0Bu) << "writer";
   EXPECT_EQ(read_le(base, slot1 + 14, 2), 0xFu) << "elided: all four groups";
-  EXPECT_EQ(read_le(base, slot1 + 16, 2), 2u) << "envelope format_version";
+  EXPECT_EQ(read_le(base, slot1 + 16, 2), 3u) << "envelope format_version";
   EXPECT_EQ(read_le(base, slot1 + 16 + 2, 2), 128u) << "envelope header_bytes";
   EXPECT_EQ(read_le(base, slot1 + 16 + 24, 8), 1u) << "envelope sequence";
   EXPECT_EQ(read_le(base, slot1 + 16 + 48, 8), entity_key_hash(key)) << "word 12 moved to 48";

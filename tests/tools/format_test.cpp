@@ -516,7 +516,7 @@ TEST_F(format, InspectFormatJsonIsTheJsonFlag) {
   EXPECT_EQ(env.at("entity"), js.entity);
   EXPECT_EQ(env.at("data"), json::parse(js.payload));
   const json& h = env.at("header");
-  EXPECT_EQ(h.at("format_version"), 2);
+  EXPECT_EQ(h.at("format_version"), 3);
   EXPECT_EQ(h.at("header_bytes"), 128);
   EXPECT_EQ(h.at("type_id"), 1);
   EXPECT_EQ(h.at("schema_version"), js.schema_version);

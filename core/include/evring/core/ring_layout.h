@@ -38,7 +38,9 @@ namespace evring::core {
 // a version-2 producer would not look at it and CAS head under it).
 // 4: SlotHeader::elided (was reserved): a slot may leave header word groups out (SlotElide), so
 // its envelope bytes are no longer the envelope verbatim; a version-3 reader would misread them.
-inline constexpr std::uint32_t kRingLayoutVersion = 4;
+// 5: slots hold envelope format 3 (codec/envelope.h: a checksum of three independent hashes); a
+// version-4 reader would count every event corrupt, so it is refused at open instead.
+inline constexpr std::uint32_t kRingLayoutVersion = 5;
 inline constexpr std::size_t kCacheLine = 64;
 
 enum class Overflow : std::uint32_t {
