@@ -99,6 +99,10 @@ void add_bench_verb(CLI::App& app, VerbList& verbs) {
   b->throughput->add_option("--consumers", "consumer processes, 1..16 (default 1)");
   b->throughput->add_option("--batch", "events per try_publish_batch call, 1..4096 (default 1)");
   b->throughput->add_flag("--dedup")->description("publish-side dedup on (window 1024)");
+  b->throughput->add_option("--against",
+                            "reference cases each run alternates with, comma separated: bare_spsc "
+                            "bare_spsc_slot boost_mq boost_spsc_shm moodycamel_cq moodycamel_rwq "
+                            "(default bare_spsc)");
   b->throughput->add_option("--dedup-bits-per-key", "bloom bits per key with --dedup (default 64)");
 
   b->latency = cmd->add_subcommand(

@@ -2,7 +2,8 @@
 //
 //   evring-bench throughput [--payload B=64] [--partitions N=1] [--producers N=1]
 //                           [--consumers N=1] [--seconds S=1] [--batch N=1] [--dedup [--dedup-bits-per-key N=64]]
-//                           [--runs N=5] [--cpus A,B] [--exclusive] [--no-peers] [--json]
+//                           [--runs N=5] [--cpus A,B] [--exclusive] [--against CASES=bare_spsc]
+//                           [--no-peers] [--json]
 //   evring-bench latency    [--payload B=64] [--rate EV_PER_S=100000] [--seconds S=1]
 //                           [--wait spin|yield|block] [--hgrm FILE] [--cpus A,B] [--exclusive]
 //                           [--no-peers] [--json]
@@ -16,8 +17,9 @@
 // per-(producer, key) sequence order; any loss, duplicate or reorder fails the run (exit 1).
 // Latency is open loop: the sender schedules send times at fixed intervals and the receiver
 // measures from the scheduled time (no coordinated omission). RTT is a closed ping-pong over two
-// buses. Unless --no-peers, the evring-peers floor cases (bare_spsc for throughput, pingpong for
-// RTT) run in the same process with the same pinning, and the ratios are printed.
+// buses. Unless --no-peers, evring-peers cases run in the same process with the same pinning,
+// and the ratios are printed: for throughput the --against cases (bare_spsc unless told), each
+// run of evring followed by one run of each; for RTT the ping-pong.
 // Files: harness.cpp (flags, dispatch), throughput.cpp, latency.cpp, harness.h (shared).
 #include "harness.h"
 
@@ -29,7 +31,7 @@ constexpr const char* kUsage =
     "usage: evring-bench throughput [--payload B] [--partitions N] [--producers N] [--consumers N]\n"
     "                               [--seconds S] [--batch N] [--dedup [--dedup-bits-per-key N]]\n"
     "                               [--runs N] [--cpus A,B,...] [--huge-pages] [--exclusive]\n"
-    "                               [--no-peers] [--json]\n"
+    "                               [--against CASE,...] [--no-peers] [--json]\n"
     "       evring-bench latency [--payload B] [--rate EVENTS_PER_SEC] [--seconds S]\n"
     "                            [--wait spin|yield|block] [--hgrm FILE] [--runs N] [--cpus A,B]\n"
     "                            [--huge-pages] [--exclusive] [--no-peers] [--json]";
@@ -54,8 +56,42 @@ T whole(const std::string& flag, const std::string& text) {
   return static_cast<T>(v);
 }
 
+// The --against list: evring-peers cases that measure a rate, each named once.
+std::vector<std::string> parse_against(const std::string& text, std::size_t payload) {
+  std::vector<std::string> names;
+  std::size_t start = 0;
+  while (true) {
+    const std::size_t comma = text.find(',', start);
+    names.push_back(text.substr(start, comma - start));
+    if (comma == std::string::npos) break;
+    start = comma + 1;
+  }
+  CaseConfig cfg;
+  cfg.payload_bytes = payload;
+  const std::vector<CaseInfo> known = all_cases(cfg);
+  std::string rates;  // the cases --against takes, for the messages
+  for (const CaseInfo& c : known)
+    if (std::string(c.name) != "pingpong") rates += std::string(rates.empty() ? "" : ", ") + c.name;
+  for (std::size_t i = 0; i < names.size(); ++i) {
+    const std::string& n = names[i];
+    if (n.empty()) usage("--against needs case names separated by commas, got '" + text + "'");
+    if (n == "pingpong")
+      usage("--against: pingpong measures a round trip, not a rate (latency runs it)");
+    const auto it = std::find_if(known.begin(), known.end(),
+                                 [&](const CaseInfo& c) { return n == c.name; });
+    if (it == known.end()) usage("--against: unknown case '" + n + "' (" + rates + ")");
+    if (!it->skipped.empty()) usage("--against: case '" + n + "' is not built in: " + it->skipped);
+    if (std::find(names.begin(), names.begin() + static_cast<std::ptrdiff_t>(i), n) !=
+        names.begin() + static_cast<std::ptrdiff_t>(i))
+      usage("--against: case '" + n + "' named twice");
+  }
+  return names;
+}
+
 Options parse(int argc, char** argv) {
   Options o;
+  std::string against;
+  bool against_given = false;
   if (argc < 2) usage("missing mode");
   o.mode = argv[1];
   if (o.mode != "throughput" && o.mode != "latency") usage("unknown mode '" + o.mode + "'");
@@ -79,6 +115,7 @@ Options parse(int argc, char** argv) {
     else if (a == "--hgrm") o.hgrm = val();
     else if (a == "--cpus") o.cpus = parse_cpu_list(val());
     else if (a == "--no-peers") o.peers = false;
+    else if (a == "--against") against = val(), against_given = true;
     else if (a == "--json") o.json = true;
     else if (a == "--huge-pages") o.huge_pages = true;
     else if (a == "--exclusive") o.exclusive = true;
@@ -95,6 +132,13 @@ Options parse(int argc, char** argv) {
     usage("--exclusive needs --producers 1: exclusive producers do not share a partition");
   for (int c : o.cpus)
     if (!cpu_allowed(c)) usage("cpu " + std::to_string(c) + " not in this process's affinity");
+  if (against_given) {
+    if (o.mode != "throughput")
+      usage("--against is a throughput option (latency measures against the ping-pong)");
+    if (!o.peers) usage("--against and --no-peers contradict each other");
+    o.against = parse_against(against, o.payload);
+  }
+  if (!o.peers) o.against.clear();
   return o;
 }
 

@@ -6,6 +6,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cctype>
 #include <cerrno>
@@ -68,6 +69,9 @@ struct Options {
   std::string hgrm;
   std::vector<int> cpus{0, 1};
   bool peers = true;
+  // Throughput: the evring-peers cases each run alternates with, for same-run ratios
+  // (--against; empty with --no-peers).
+  std::vector<std::string> against{"bare_spsc"};
   bool json = false;
   bool huge_pages = false;
   bool exclusive = false;  // producers publish exclusively (RingProducer::set_exclusive)
@@ -114,6 +118,13 @@ inline std::string fmt(double v, int prec = 0) {
 inline std::string json_list(const std::vector<uint64_t>& v) {
   std::string s = "[";
   for (size_t i = 0; i < v.size(); ++i) s += (i ? "," : "") + std::to_string(v[i]);
+  return s + "]";
+}
+
+// Rates, rounded to whole numbers as the tables print them.
+inline std::string json_doubles(const std::vector<double>& v) {
+  std::string s = "[";
+  for (size_t i = 0; i < v.size(); ++i) s += (i ? "," : "") + fmt(v[i]);
   return s + "]";
 }
 

@@ -36,8 +36,12 @@ def throughput_row(out, name, label):
         return None
     e = d["events_per_sec"]
     line = f"{label}: {m(e['median'])} ev/s ({m(e['min'])}-{m(e['max'])})"
-    bare = d.get("bare_spsc_msgs_per_sec")
-    if bare:
+    against = d.get("against")
+    if against:  # every reference alternated with the evring runs of this command
+        for case, c in against.items():
+            line += f", {c['ratio']:.2f}x {case} ({m(c['msgs_per_sec']['median'])})"
+    elif d.get("bare_spsc_msgs_per_sec"):  # output of a build before --against
+        bare = d["bare_spsc_msgs_per_sec"]
         line += f", {e['median'] / bare['median']:.2f}x bare_spsc ({m(bare['median'])})"
     print(line)
     return d
@@ -76,13 +80,15 @@ def main():
         def metric(case, name):
             return cases.get(case, {}).get("metrics", {}).get(name, {}).get("median")
         pp_one_way = metric("pingpong", "one_way_p50_ns")
-        ev = first["events_per_sec"]["median"] if first else None
-        for case in ("bare_spsc", "bare_spsc_slot", "boost_mq", "boost_spsc_shm"):
-            rate = metric(case, "msgs_per_s")
-            if rate:
-                extra = f", evring shared / it {ev / rate:.2f}x" if ev else ""
-                print(f"peers {case}: {m(rate)} msgs/s{extra}")
-        print(f"peers pingpong rtt p50 {metric('pingpong', 'rtt_p50_ns')} ns, one-way p50 {pp_one_way} ns; "
+        # A separate command from evring's runs: its rates are listed, not divided into evring's
+        # (the throughput rows above carry the same-run ratios).
+        rates = [f"{case} {m(metric(case, 'msgs_per_s'))}"
+                 for case in ("bare_spsc", "bare_spsc_slot", "boost_mq", "boost_spsc_shm",
+                              "moodycamel_cq", "moodycamel_rwq")
+                 if metric(case, "msgs_per_s")]
+        print("peers run (msgs/s): " + "; ".join(rates))
+        print(f"peers pingpong rtt p50 {metric('pingpong', 'rtt_p50_ns')} ns, one-way p50 "
+              f"{metric('pingpong', 'one_way_p50_ns')} ns; "
               f"bare_spsc rtt p50 {metric('bare_spsc', 'rtt_p50_ns')} ns")
 
     for name in ("lat_spin", "lat_spin_exclusive", "lat_block"):
@@ -91,10 +97,12 @@ def main():
             print(f"{name}: missing or failed")
             continue
         line = f"{name}: one-way p50 {d['p50_ns']} / p99 {d['p99_ns']} ns"
-        if pp_one_way:
-            line += f" ({d['p50_ns'] / pp_one_way:.1f}x ping-pong one-way)"
+        pp = d.get("pingpong_rtt_p50_ns")  # the ping-pong of the same command
+        if pp:
+            line += f" ({d['p50_ns'] / (pp / 2):.1f}x the ping-pong's one-way {pp / 2:.0f} ns)"
+        elif pp_one_way:
+            line += f" ({d['p50_ns'] / pp_one_way:.1f}x the peers run's ping-pong one-way)"
         if "rtt_p50_ns" in d:
-            pp = d.get("pingpong_rtt_p50_ns")
             line += f"; rtt p50 / p99 {d['rtt_p50_ns']} / {d['rtt_p99_ns']} ns"
             if pp:
                 line += (f", ping-pong {pp} / {d['pingpong_rtt_p99_ns']} ns: "

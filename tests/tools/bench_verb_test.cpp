@@ -2,6 +2,7 @@
 // for (every published event delivered, percentiles ordered, .hgrm readable), never for speed.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <fstream>
 #include <sstream>
 
@@ -64,6 +65,33 @@ TEST_F(BenchVerbTest, ThroughputAccountsForEveryEventPerConsumer) {
   EXPECT_LE(j["events_per_sec"]["min"].get<double>(), j["events_per_sec"]["median"].get<double>());
   EXPECT_LE(j["events_per_sec"]["median"].get<double>(), j["events_per_sec"]["max"].get<double>());
   EXPECT_FALSE(j.contains("ratio_vs_bare_spsc")) << "--no-peers measures no reference";
+  EXPECT_FALSE(j.contains("against"));
+}
+
+TEST_F(BenchVerbTest, ThroughputAgainstSeveralCasesGivesEachRatioFromTheSameRuns) {
+  Output o = run({"bench", "throughput", "--seconds", "0.1", "--runs", "2", "--against",
+                  "bare_spsc_slot,boost_mq", "--json"});
+  ASSERT_EQ(o.code, 0) << o.err;
+  EXPECT_NE(o.out.find("peers bare_spsc_slot (256 B messages, one slot)"), std::string::npos)
+      << "a 64 B event takes a 256 B slot: " << o.out;
+  EXPECT_NE(o.out.find("ratio evring/boost_mq"), std::string::npos) << o.out;
+  json j = last_json_line(o.out);
+  EXPECT_FALSE(j.contains("ratio_vs_bare_spsc")) << "bare_spsc was not asked for";
+  ASSERT_TRUE(j.contains("against"));
+  ASSERT_EQ(j["against"].size(), 2u);
+  const double evring = j["events_per_sec"]["median"];
+  for (const char* name : {"bare_spsc_slot", "boost_mq"}) {
+    ASSERT_TRUE(j["against"].contains(name)) << name;
+    const json& c = j["against"][name];
+    ASSERT_EQ(c["runs"].size(), 2u) << name << ": one run after each evring run";
+    const double a = c["runs"][0], b = c["runs"][1];
+    EXPECT_GT(std::min(a, b), 0.0) << name;
+    EXPECT_DOUBLE_EQ(c["msgs_per_sec"]["min"].get<double>(), std::min(a, b)) << name;
+    EXPECT_DOUBLE_EQ(c["msgs_per_sec"]["max"].get<double>(), std::max(a, b)) << name;
+    const double median = c["msgs_per_sec"]["median"];
+    EXPECT_NEAR(median, (a + b) / 2, 1.0) << name;
+    EXPECT_NEAR(c["ratio"].get<double>(), evring / median, 1e-3) << name;
+  }
 }
 
 TEST_F(BenchVerbTest, LatencyReportsOrderedPercentilesAndWritesHgrm) {
@@ -142,6 +170,33 @@ TEST_F(BenchVerbTest, BadFlagsAreOneLineUsageErrors) {
   o = run({"bench"});
   EXPECT_EQ(o.code, 2);
   expect_one_error_line(o, "subcommand");
+}
+
+TEST_F(BenchVerbTest, BadAgainstListsAreOneLineUsageErrors) {
+  struct Case {
+    std::vector<std::string> args;
+    std::string message;
+  };
+  const std::vector<Case> cases = {
+      {{"--against", "pingpong"}, "--against: pingpong measures a round trip, not a rate"},
+      {{"--against", "bare_spsc,nosuch"},
+       "--against: unknown case 'nosuch' (bare_spsc, bare_spsc_slot, boost_mq"},
+      {{"--against", "boost_mq,boost_mq"}, "--against: case 'boost_mq' named twice"},
+      {{"--against", "bare_spsc,"}, "--against needs case names separated by commas"},
+      {{"--against", "boost_mq", "--no-peers"},
+       "--against and --no-peers contradict each other"},
+  };
+  for (const Case& c : cases) {
+    std::vector<std::string> args{"bench", "throughput"};
+    args.insert(args.end(), c.args.begin(), c.args.end());
+    Output o = run(args);
+    EXPECT_EQ(o.code, 2) << c.message;
+    expect_one_error_line(o, c.message);
+    EXPECT_EQ(o.out.find("events_per_sec"), std::string::npos) << "nothing was measured";
+  }
+  Output o = run({"bench", "latency", "--against", "boost_mq"});
+  EXPECT_EQ(o.code, 2);
+  expect_one_error_line(o, "--against");
 }
 
 }  // namespace

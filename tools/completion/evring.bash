@@ -26,7 +26,7 @@ _evring_value_flags() {
     exporter) echo "--listen" ;;
     bench-throughput)
       echo "--payload --seconds --runs --cpus --partitions --producers --consumers --batch" \
-           "--dedup-bits-per-key" ;;
+           "--dedup-bits-per-key --against" ;;
     bench-latency) echo "--payload --seconds --runs --cpus --rate --wait --hgrm" ;;
     bench-peers) echo "--cpus --seconds --runs --payload --slot-bytes --cases" ;;
   esac
@@ -56,6 +56,8 @@ _evring_flag_values() {
     --cases)
       echo "pingpong bare_spsc bare_spsc_slot boost_mq boost_spsc_shm moodycamel_cq" \
            "moodycamel_rwq" ;;
+    --against)
+      echo "bare_spsc bare_spsc_slot boost_mq boost_spsc_shm moodycamel_cq moodycamel_rwq" ;;
     --data-file | --hgrm) echo "FILE" ;;
   esac
 }
