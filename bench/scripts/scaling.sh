@@ -48,7 +48,7 @@ done
 run lat_spin 90 "$B" latency --cpus 0,1 --seconds 2 --json --hgrm "$OUT/lat_spin.hgrm"
 run lat_spin_exclusive 90 "$B" latency --cpus 0,1 --seconds 2 --exclusive --json \
   --hgrm "$OUT/lat_spin_exclusive.hgrm"
-run lat_block 90 "$B" latency --cpus 0,1 --seconds 2 --wait block --no-peers --json --hgrm "$OUT/lat_block.hgrm"
+run lat_block 90 "$B" latency --cpus 0,1 --seconds 2 --wait block --json --hgrm "$OUT/lat_block.hgrm"
 run peers 180 "$P" --cpus 0,1 --runs "$RUNS" --seconds "$DUR" --json
 for parts in 1 8; do
   for p in 1 2 4 8; do

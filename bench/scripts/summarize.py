@@ -74,12 +74,10 @@ def main():
                   + " ".join(f"{x:.2f}" for x in v))
 
     peers = last_json(out / "peers.txt")
-    pp_one_way = None
     if peers:
         cases = peers["cases"]
         def metric(case, name):
             return cases.get(case, {}).get("metrics", {}).get(name, {}).get("median")
-        pp_one_way = metric("pingpong", "one_way_p50_ns")
         # A separate command from evring's runs: its rates are listed, not divided into evring's
         # (the throughput rows above carry the same-run ratios).
         rates = [f"{case} {m(metric(case, 'msgs_per_s'))}"
@@ -97,11 +95,10 @@ def main():
             print(f"{name}: missing or failed")
             continue
         line = f"{name}: one-way p50 {d['p50_ns']} / p99 {d['p99_ns']} ns"
-        pp = d.get("pingpong_rtt_p50_ns")  # the ping-pong of the same command
+        # Only the ping-pong of the same command: the peers run may have met another host regime.
+        pp = d.get("pingpong_rtt_p50_ns")
         if pp:
             line += f" ({d['p50_ns'] / (pp / 2):.1f}x the ping-pong's one-way {pp / 2:.0f} ns)"
-        elif pp_one_way:
-            line += f" ({d['p50_ns'] / pp_one_way:.1f}x the peers run's ping-pong one-way)"
         if "rtt_p50_ns" in d:
             line += f"; rtt p50 / p99 {d['rtt_p50_ns']} / {d['rtt_p99_ns']} ns"
             if pp:
