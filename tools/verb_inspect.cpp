@@ -233,7 +233,7 @@ OrderedJson inspect_slot(const Bus& bus, std::uint32_t p, std::uint64_t seq, std
   if (c.envelope_bytes > ring.max_envelope_bytes())
     j["envelope_bytes_error"] = "exceeds the slot's " + std::to_string(ring.max_envelope_bytes()) +
                                 " envelope bytes; clamped";
-  else if (c.elided & ~core::kElideMask)
+  else if (!core::elided_bits_valid(c.elided))
     j["envelope_bytes_error"] = "elided bits name header words no layout elides; shown as stored";
   else if (!c.expanded && core::word_state(c.word) == core::SlotState::kPublished)
     j["envelope_bytes_error"] = "too short for the " +

@@ -135,4 +135,24 @@ EnvelopeCheck decode_envelope(std::span<const std::byte> bytes, EnvelopeView* ou
   return EnvelopeCheck::kOk;
 }
 
+EnvelopeCheck decode_header_words(const HeaderWords& words, std::span<const std::byte> body,
+                                  EnvelopeView* out) {
+  EnvelopeHeader& h = out->header;
+  for (std::size_t i = 0; i < 16; ++i) {  // through registers, 8 bytes at a time (see above)
+    std::uint64_t v = words.w[i];
+    asm volatile("" : "+r"(v));
+    std::memcpy(reinterpret_cast<std::byte*>(&h) + 8 * i, &v, 8);
+  }
+  if (h.format_version != kEnvelopeFormatVersion) return EnvelopeCheck::kBadVersion;
+  if (h.header_bytes != kEnvelopeHeaderBytes) return EnvelopeCheck::kBadHeaderSize;
+  if (std::size_t{h.entity_key_bytes} + h.payload_bytes != body.size())
+    return EnvelopeCheck::kBadLength;
+  const auto payload = body.subspan(h.entity_key_bytes);
+  if (envelope_checksum(words, words.w[12], payload) != h.checksum)
+    return EnvelopeCheck::kBadChecksum;
+  out->key = body.first(h.entity_key_bytes);
+  out->payload = payload;
+  return EnvelopeCheck::kOk;
+}
+
 }  // namespace evring

@@ -114,8 +114,16 @@ RingConsumer::Step RingConsumer::read_one(std::uint32_t p, EnvelopeView* view,
       return Step::kEmpty;
   }
   // Untrusted length and elided bits: another process wrote them (0: they cannot be right).
+  // A compact slot (what every publish writes) is rebuilt as header words and validated from
+  // them; a zero-copy claim's word groups are expanded into bytes and decoded.
+  const std::uint16_t elided = slot.elided;
+  const std::uint32_t stored = slot.envelope_bytes;
+  const bool compact = (elided & kCompactHeader) && elided_bits_valid(elided);
+  HeaderWords words;
   const std::size_t len =
-      expand_slot_envelope(slot, region_.max_envelope_bytes(), scratch_.get());
+      compact ? expand_compact_words(slot, elided, stored, region_.max_envelope_bytes(), &words,
+                                     scratch_.get() + kEnvelopeHeaderBytes)
+              : expand_slot_envelope(slot, region_.max_envelope_bytes(), scratch_.get());
   const bool length_ok = len != 0;
   // Seqlock re-check: the acquire fence orders the copy above before the reload below; an
   // unchanged word means no producer began rewriting the slot while we copied.
@@ -123,8 +131,16 @@ RingConsumer::Step RingConsumer::read_one(std::uint32_t p, EnvelopeView* view,
   if (slot.word.load(std::memory_order_relaxed) != w) return Step::kSkipped;  // re-read: lapped
   read_[p] = c + 1;
   // The stored length must be the envelope's own: trailing bytes it does not account for are
-  // corruption too, not padding.
-  if (!length_ok || decode_envelope(std::span(scratch_.get(), len), view) != EnvelopeCheck::kOk ||
+  // corruption too, not padding (decode_header_words checks the compact body's exactly).
+  const EnvelopeCheck check =
+      !length_ok ? EnvelopeCheck::kTruncated
+      : compact  ? decode_header_words(words,
+                                       std::span<const std::byte>(
+                                           scratch_.get() + kEnvelopeHeaderBytes,
+                                           len - kEnvelopeHeaderBytes),
+                                       view)
+                 : decode_envelope(std::span(scratch_.get(), len), view);
+  if (check != EnvelopeCheck::kOk ||
       view->header.header_bytes + view->key.size() + view->payload.size() != len) {
     ++stats_[p].corrupt;
     ++result->skipped;

@@ -24,17 +24,32 @@ constexpr std::size_t kTimeOffset = kSlotHeaderBytes + offsetof(EnvelopeHeader, 
 // ends the wait early. Giving up can let a duplicate through, never drop an event.
 constexpr std::uint64_t kWriterWaitNs = 100'000'000;
 
-// The slot's idempotency key: header words 6-7, or the event id (words 4-5) where the slot
-// elided them (ring_layout.h, SlotElide). Words 0-5 are never moved, so both offsets hold.
+// Where the compact header (ring_layout.h) keeps the same fields: the first group is the key's.
+constexpr std::size_t kCompactTimeOffset = kSlotHeaderBytes + 8;
+constexpr std::size_t kCompactEventIdOffset = kSlotHeaderBytes + 16;
+constexpr std::size_t kCompactKeyOffset = kSlotHeaderBytes + kCompactFixedBytes;
+static_assert(stored_header_offset(kCompactHeader, offsetof(EnvelopeHeader, timestamp_ns)) + 16 ==
+              kCompactTimeOffset);
+static_assert(stored_header_offset(kCompactHeader, offsetof(EnvelopeHeader, event_id)) + 16 ==
+              kCompactEventIdOffset);
+static_assert(stored_header_offset(kCompactHeader, offsetof(EnvelopeHeader, idempotency_key)) +
+                  16 == kCompactKeyOffset);
+
+// The slot's idempotency key: its own bytes, or the event id where the slot elided them
+// (ring_layout.h, SlotElide), in either stored form.
 Id128 key_of(const SlotHeader& slot) {
   Id128 key;
-  const std::size_t at = slot.elided & kElideIdempotencyKey ? kEventIdOffset : kKeyOffset;
+  const bool compact = slot.elided & kCompactHeader;
+  const bool implied = slot.elided & kElideIdempotencyKey;
+  const std::size_t at = compact ? (implied ? kCompactEventIdOffset : kCompactKeyOffset)
+                                 : (implied ? kEventIdOffset : kKeyOffset);
   std::memcpy(key.bytes.data(), reinterpret_cast<const std::byte*>(&slot) + at, 16);
   return key;
 }
 std::uint64_t time_of(const SlotHeader& slot) {
   std::uint64_t t;
-  std::memcpy(&t, reinterpret_cast<const std::byte*>(&slot) + kTimeOffset, 8);
+  const std::size_t at = slot.elided & kCompactHeader ? kCompactTimeOffset : kTimeOffset;
+  std::memcpy(&t, reinterpret_cast<const std::byte*>(&slot) + at, 8);
   return t;
 }
 

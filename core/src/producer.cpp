@@ -51,7 +51,8 @@ void prefetch_line_for_write(const std::byte* p) {
 
 // Which header word groups of the request's event a slot can leave out (ring_layout.h).
 std::uint16_t elided_groups(const PublishRequest& r) {
-  return (r.idempotency_key.is_zero() ? kElideIdempotencyKey : 0) |
+  return kCompactHeader | (r.origin_host == 0 ? kElideOriginHost : 0) |
+         (r.idempotency_key.is_zero() ? kElideIdempotencyKey : 0) |
          (r.correlation_id.is_zero() ? kElideCorrelationId : 0) |
          (r.causation_id.is_zero() ? kElideCausationId : 0) |
          (r.entity_revision == 0 ? kElideRevision : 0);
@@ -368,7 +369,7 @@ SlotHeader* RingProducer::write_event(std::uint32_t p, std::uint64_t seq, const 
   words.w[15] |= std::uint64_t{envelope_checksum(words, key_hash, r.payload)} << 32;
   SlotHeader* slot = begin_write(p, seq);
   if (!slot) return nullptr;
-  // The header words that hold what the rest implies are left out (ring_layout.h, SlotElide).
+  // The compact header: what the slot and body imply is left out (ring_layout.h, SlotElide).
   const std::uint16_t elided = elided_groups(r);
   const std::size_t bytes =
       stored_header_bytes(elided) + key.size() + r.payload.size();
@@ -383,15 +384,20 @@ SlotHeader* RingProducer::write_event(std::uint32_t p, std::uint64_t seq, const 
     asm volatile("" : "+r"(v));
     *out++ = v;
   };
-  // kElideGroups (ring_layout.h) word by word: words 6-7, 8-9, 10-11 and 13 (pinned in ring.h).
-  for (std::size_t i = 0; i < 6; ++i) put(words.w[i]);
-  if (!(elided & kElideIdempotencyKey)) put(words.w[6]), put(words.w[7]);
-  if (!(elided & kElideCorrelationId)) put(words.w[8]), put(words.w[9]);
-  if (!(elided & kElideCausationId)) put(words.w[10]), put(words.w[11]);
-  put(words.w[12]);
-  if (!(elided & kElideRevision)) put(words.w[13]);
-  put(words.w[14]);
-  put(words.w[15]);
+  // The compact header (ring_layout.h), packed from the wire words (codec/envelope.h):
+  // type and schema (w0 32..63), classification, content type and flags (w1 16..47); the
+  // timestamp, the event id; key id (w1 48..63), key length (w14 32..47), checksum (w15 32..63).
+  const std::uint64_t* w = words.w;
+  put(w[0] >> 32 | (w[1] >> 16 & 0xFFFF'FFFF) << 32);
+  put(w[2]);
+  put(w[4]);
+  put(w[5]);
+  put(w[1] >> 48 | (w[14] >> 32 & 0xFFFF) << 16 | (w[15] >> 32) << 32);
+  if (!(elided & kElideIdempotencyKey)) put(w[6]), put(w[7]);
+  if (!(elided & kElideCorrelationId)) put(w[8]), put(w[9]);
+  if (!(elided & kElideCausationId)) put(w[10]), put(w[11]);
+  if (!(elided & kElideRevision)) put(w[13]);
+  if (!(elided & kElideOriginHost)) put(w[15] & 0xFFFF'FFFF);
   std::byte* body = reinterpret_cast<std::byte*>(out);
   if (!key.empty()) std::memcpy(body, key.data(), key.size());
   if (!r.payload.empty()) std::memcpy(body + key.size(), r.payload.data(), r.payload.size());

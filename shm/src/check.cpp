@@ -385,7 +385,7 @@ class Checker {
       if (writer == 0 || writer > h_->max_producers)
         add(ev + ": writer id " + std::to_string(writer) + " is outside 1.." +
             std::to_string(h_->max_producers));
-      if (elided & ~core::kElideMask) {
+      if (!core::elided_bits_valid(elided)) {
         add(ev + ": elided bits " + hex(elided) + " name header words no layout elides");
         continue;
       }

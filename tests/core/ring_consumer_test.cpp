@@ -210,12 +210,15 @@ TEST_F(RingTest, CommittedCursorBeyondTheHeadIsNotTrusted) {
 // ------------------------------------------------------------------------- corruption
 
 // Bytes in the ring are untrusted: a scribbled envelope is skipped and counted, the rest of the
-// partition is delivered. Tried at every byte the slot stores (its header less the elided groups,
-// key, payload), at every bit of the elided field, on a slot that elides every group and on one
-// that elides none.
+// partition is delivered. Tried at every byte the slot stores (its compact header with the groups
+// present, key, payload), at every bit of the elided field, on a slot that elides every group and
+// on one that elides none.
 struct Scribble {
-  bool whole_header;  // publish with every optional field set: nothing elided
+  bool whole_header;  // publish with every optional field set: every group stored
 };
+std::uint16_t elided_of(const Scribble& s) {
+  return s.whole_header ? std::uint16_t{kCompactHeader} : kCompactElideMask;
+}
 class CorruptSlotTest : public RingTest, public ::testing::WithParamInterface<Scribble> {
  protected:
   // Publishes three events; returns the elided bits and stored length of the middle one.
@@ -227,6 +230,7 @@ class CorruptSlotTest : public RingTest, public ::testing::WithParamInterface<Sc
         r.request.correlation_id.bytes[5] = 9;
         r.request.causation_id.bytes[1] = 1;
         r.request.entity_revision = 12;
+        r.request.origin_host = 0x01020304;
       }
       ASSERT_EQ(producer.try_publish(r.request), PublishResult::kOk);
     }
@@ -241,7 +245,7 @@ class CorruptSlotTest : public RingTest, public ::testing::WithParamInterface<Sc
 };
 
 TEST_P(CorruptSlotTest, EveryStoredByteAndElidedBitIsChecked) {
-  const std::uint16_t want_elided = GetParam().whole_header ? 0 : kElideMask;
+  const std::uint16_t want_elided = elided_of(GetParam());
   const std::size_t stored =
       stored_header_bytes(want_elided) + std::string("key-1").size() + std::string("payload-1").size();
   for (std::size_t i = 0; i < stored + 16; ++i) {  // the stored bytes, then the elided bits
@@ -264,7 +268,7 @@ TEST_P(CorruptSlotTest, EveryStoredByteAndElidedBitIsChecked) {
 }
 
 TEST_P(CorruptSlotTest, CorruptStoredLengthIsSkippedAndCounted) {
-  const std::uint16_t elided = GetParam().whole_header ? 0 : kElideMask;
+  const std::uint16_t elided = elided_of(GetParam());
   const std::uint32_t exact = static_cast<std::uint32_t>(stored_header_bytes(elided) + 5 + 9);
   // Too short for the stored header, one byte short, one byte long (trailing bytes the envelope
   // does not account for), beyond the slot, and huge.
@@ -292,7 +296,7 @@ INSTANTIATE_TEST_SUITE_P(Slots, CorruptSlotTest,
 // Every combination of optional header fields round-trips through a slot that elides the
 // groups holding their defaults: the consumer sees the header a producer meant, field by field.
 TEST_F(RingTest, EveryElisionCombinationDeliversTheFullHeader) {
-  for (unsigned set = 0; set < 16; ++set) {
+  for (unsigned set = 0; set < 32; ++set) {
     TestRing ring(small_config(1, 8));
     RingConsumer consumer(ring.region(), 0, Start::kEarliest);
     auto producer = make_producer(ring.region(), 1, policy_.get());
@@ -301,10 +305,12 @@ TEST_F(RingTest, EveryElisionCombinationDeliversTheFullHeader) {
     if (set & 2) r.request.correlation_id.bytes[0] = 0x22;
     if (set & 4) r.request.causation_id.bytes[7] = 0x33;
     if (set & 8) r.request.entity_revision = 0x4400000000000001ull;
+    if (set & 16) r.request.origin_host = 0x55000001;
     PublishReceipt receipt;
     ASSERT_EQ(producer->try_publish(r.request, &receipt), PublishResult::kOk);
     const SlotHeader& slot = ring.region().slot(0, 0);
-    EXPECT_EQ(slot.elided, kElideMask & ~set) << set;
+    EXPECT_EQ(slot.elided, kCompactHeader | (kElideMask & ~set) | (set & 16 ? 0 : kElideOriginHost))
+        << set;
     EXPECT_EQ(slot.envelope_bytes, stored_header_bytes(slot.elided) + 5 + 7) << set;
     std::size_t delivered = 0;
     consumer.poll([&](const Event& e) {
@@ -315,7 +321,13 @@ TEST_F(RingTest, EveryElisionCombinationDeliversTheFullHeader) {
       EXPECT_EQ(h.correlation_id, set & 2 ? r.request.correlation_id : receipt.event_id) << set;
       EXPECT_EQ(h.causation_id, r.request.causation_id) << set;
       EXPECT_EQ(h.entity_revision, r.request.entity_revision) << set;
+      EXPECT_EQ(h.origin_host, r.request.origin_host) << set;
       EXPECT_EQ(h.sequence, 0u);
+      EXPECT_EQ(h.producer_id, 1u);
+      EXPECT_EQ(h.format_version, kEnvelopeFormatVersion);
+      EXPECT_EQ(h.header_bytes, kEnvelopeHeaderBytes);
+      EXPECT_EQ(h.payload_bytes, 7u);
+      EXPECT_EQ(h.entity_key_bytes, 5u);
       EXPECT_EQ(h.entity_key_hash, entity_key_hash("key-1"));
       EXPECT_EQ(std::string(reinterpret_cast<const char*>(e.view.payload.data()),
                             e.view.payload.size()),

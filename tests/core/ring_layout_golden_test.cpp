@@ -28,7 +28,7 @@ std::uint64_t read_le(const std::byte* base, std::size_t off, std::size_t size) 
   return v;
 }
 
-TEST(RingLayoutGoldenTest, VersionIsFrozen) { EXPECT_EQ(kRingLayoutVersion, 5u); }
+TEST(RingLayoutGoldenTest, VersionIsFrozen) { EXPECT_EQ(kRingLayoutVersion, 6u); }
 
 TEST(RingLayoutGoldenTest, RingHeaderFields) {
   EXPECT_EQ(sizeof(RingHeader), 256u);
@@ -113,6 +113,17 @@ TEST(RingLayoutGoldenTest, SlotHeaderFieldsAndWordEncoding) {
   EXPECT_EQ(stored_header_bytes(0), 128u);
   EXPECT_EQ(stored_header_bytes(kElideIdempotencyKey | kElideRevision), 104u);
   EXPECT_EQ(stored_header_bytes(kElideMask), 72u);
+  // The compact header (layout version 6): 40 fixed bytes, then the groups present.
+  EXPECT_EQ(kCompactHeader, 0x10u);
+  EXPECT_EQ(kElideOriginHost, 0x20u);
+  EXPECT_EQ(kCompactElideMask, 0x3Fu);
+  EXPECT_EQ(stored_header_bytes(kCompactElideMask), 40u);
+  EXPECT_EQ(stored_header_bytes(kCompactHeader), 40u + 16 + 16 + 16 + 8 + 8);
+  EXPECT_EQ(stored_header_bytes(kCompactHeader | kElideCorrelationId | kElideOriginHost), 80u);
+  EXPECT_TRUE(elided_bits_valid(kElideMask));
+  EXPECT_FALSE(elided_bits_valid(kElideOriginHost)) << "origin_host is elided in compact slots only";
+  EXPECT_TRUE(elided_bits_valid(kCompactElideMask));
+  EXPECT_FALSE(elided_bits_valid(0x40));
   // word = (sequence << 3) | state
   EXPECT_EQ(kSlotStateBits, 3u);
   EXPECT_EQ(static_cast<std::uint64_t>(SlotState::kEmpty), 0u);
@@ -249,37 +260,64 @@ TEST(RingLayoutGoldenTest, WrittenBytesLandAtTheDocumentedOffsets) {
   }
   Req r(1, key, "payload");
   for (int i = 0; i < 2; ++i) ASSERT_EQ(producer->try_publish(r.request), PublishResult::kOk);
-  // Sequence 2: every optional field set, so the slot stores the whole header.
+  // Sequence 2: every optional field set, so the slot stores every group.
   Req full(1, key, "payload");
   full.request.idempotency_key.bytes[0] = 0x11;
   full.request.correlation_id.bytes[0] = 0x22;
   full.request.causation_id.bytes[0] = 0x33;
   full.request.entity_revision = 0x44;
+  full.request.origin_host = 0x55667788;
+  full.request.key_id = 0x0C0D;
+  full.request.schema_version = 0x0203;
+  full.request.flags = 0x0405;
   ASSERT_EQ(producer->try_publish(full.request), PublishResult::kOk);
 
   const std::size_t part1 = kPartitions + kStride;
   EXPECT_EQ(read_le(base, part1, 8), 3u) << "partition 1 head";
   EXPECT_EQ(read_le(base, kPartitions, 8), 0u) << "partition 0 head";
-  const std::size_t slot1 = part1 + 256 + 1 * 256;  // sequence 1: every elidable group elided
+  const std::size_t slot1 = part1 + 256 + 1 * 256;  // sequence 1: every optional group elided
+  const std::size_t env1 = slot1 + 16;
   EXPECT_EQ(read_le(base, slot1, 8), (1u << 3) | 2u) << "word: sequence 1, published";
-  EXPECT_EQ(read_le(base, slot1 + 8, 4), 72 + key.size() + 7) << "envelope_bytes as stored";
+  EXPECT_EQ(read_le(base, slot1 + 8, 4), 40 + key.size() + 7) << "envelope_bytes as stored";
   EXPECT_EQ(read_le(base, slot1 + 12, 2), 0x0A0Bu) << "writer";
-  EXPECT_EQ(read_le(base, slot1 + 14, 2), 0xFu) << "elided: all four groups";
-  EXPECT_EQ(read_le(base, slot1 + 16, 2), 3u) << "envelope format_version";
-  EXPECT_EQ(read_le(base, slot1 + 16 + 2, 2), 128u) << "envelope header_bytes";
-  EXPECT_EQ(read_le(base, slot1 + 16 + 24, 8), 1u) << "envelope sequence";
-  EXPECT_EQ(read_le(base, slot1 + 16 + 48, 8), entity_key_hash(key)) << "word 12 moved to 48";
-  EXPECT_EQ(read_le(base, slot1 + 16 + 56, 4), 7u) << "word 14 (payload_bytes) moved to 56";
-  EXPECT_EQ(std::memcmp(base + slot1 + 16 + 72, key.data(), key.size()), 0) << "key at 72";
-  EXPECT_EQ(std::memcmp(base + slot1 + 16 + 72 + key.size(), "payload", 7), 0);
-  const std::size_t slot2 = slot1 + 256;  // sequence 2: nothing elided
-  EXPECT_EQ(read_le(base, slot2 + 8, 4), 128 + key.size() + 7) << "envelope_bytes, whole";
-  EXPECT_EQ(read_le(base, slot2 + 14, 2), 0u) << "elided: none";
-  EXPECT_EQ(read_le(base, slot2 + 16 + 48, 1), 0x11u) << "idempotency_key at 48";
-  EXPECT_EQ(read_le(base, slot2 + 16 + 64, 1), 0x22u) << "correlation_id at 64";
-  EXPECT_EQ(read_le(base, slot2 + 16 + 80, 1), 0x33u) << "causation_id at 80";
-  EXPECT_EQ(read_le(base, slot2 + 16 + 104, 8), 0x44u) << "entity_revision at 104";
-  EXPECT_EQ(std::memcmp(base + slot2 + 16 + 128 + key.size(), "payload", 7), 0);
+  EXPECT_EQ(read_le(base, slot1 + 14, 2), 0x3Fu) << "elided: compact, every group";
+  EXPECT_EQ(read_le(base, env1 + 0, 2), 1u) << "type_id";
+  EXPECT_EQ(read_le(base, env1 + 2, 2), 1u) << "schema_version";
+  EXPECT_EQ(read_le(base, env1 + 4, 1), static_cast<std::uint64_t>(r.request.classification))
+      << "classification";
+  EXPECT_EQ(read_le(base, env1 + 5, 1), static_cast<std::uint64_t>(r.request.content_type))
+      << "content_type";
+  EXPECT_EQ(read_le(base, env1 + 6, 2), 0u) << "flags";
+  EXPECT_NE(read_le(base, env1 + 8, 8), 0u) << "timestamp_ns";
+  EXPECT_EQ(read_le(base, env1 + 16 + 6, 1) >> 4, 7u) << "event_id: a UUIDv7";
+  EXPECT_EQ(read_le(base, env1 + 32, 2), 0u) << "key_id";
+  EXPECT_EQ(read_le(base, env1 + 34, 2), key.size()) << "entity_key_bytes";
+  EXPECT_EQ(std::memcmp(base + env1 + 40, key.data(), key.size()), 0) << "key at 40";
+  EXPECT_EQ(std::memcmp(base + env1 + 40 + key.size(), "payload", 7), 0);
+  const std::size_t slot2 = slot1 + 256;  // sequence 2: every group present
+  const std::size_t env2 = slot2 + 16;
+  EXPECT_EQ(read_le(base, slot2 + 8, 4), 104 + key.size() + 7) << "envelope_bytes";
+  EXPECT_EQ(read_le(base, slot2 + 14, 2), 0x10u) << "elided: compact, no group";
+  EXPECT_EQ(read_le(base, env2 + 2, 2), 0x0203u) << "schema_version";
+  EXPECT_EQ(read_le(base, env2 + 6, 2), 0x0405u) << "flags";
+  EXPECT_EQ(read_le(base, env2 + 32, 2), 0x0C0Du) << "key_id";
+  EXPECT_EQ(read_le(base, env2 + 40, 1), 0x11u) << "idempotency_key at 40";
+  EXPECT_EQ(read_le(base, env2 + 56, 1), 0x22u) << "correlation_id at 56";
+  EXPECT_EQ(read_le(base, env2 + 72, 1), 0x33u) << "causation_id at 72";
+  EXPECT_EQ(read_le(base, env2 + 88, 8), 0x44u) << "entity_revision at 88";
+  EXPECT_EQ(read_le(base, env2 + 96, 8), 0x55667788u) << "origin_host at 96, then 4 zero bytes";
+  EXPECT_EQ(std::memcmp(base + env2 + 104, key.data(), key.size()), 0) << "key at 104";
+  EXPECT_EQ(std::memcmp(base + env2 + 104 + key.size(), "payload", 7), 0);
+  // The checksum (compact bytes 36..39) is the one the expanded envelope carries.
+  std::vector<std::byte> expanded(ring.region().max_envelope_bytes());
+  const auto& s2 = *reinterpret_cast<const SlotHeader*>(base + slot2);
+  ASSERT_EQ(expand_slot_envelope(s2, expanded.size(), expanded.data()), 128 + key.size() + 7);
+  EXPECT_EQ(read_le(base, env2 + 36, 4), read_le(expanded.data(), 124, 4)) << "checksum";
+  EXPECT_EQ(read_le(expanded.data(), 8, 2), 0x0A0Bu) << "producer_id: the writer";
+  EXPECT_EQ(read_le(expanded.data(), 24, 8), 2u) << "sequence: the slot word's";
+  EXPECT_EQ(read_le(expanded.data(), 96, 8), entity_key_hash(key)) << "entity_key_hash";
+  EXPECT_EQ(read_le(expanded.data(), 112, 4), 7u) << "payload_bytes";
+  EXPECT_EQ(read_le(expanded.data(), 120, 4), 0x55667788u) << "origin_host";
 
   // The producer's lane (lane 0): owner, last intent, idle.
   EXPECT_EQ(read_le(base, kLanes + 0, 4), 1u) << "lane state: in use";

@@ -139,23 +139,23 @@ TEST_F(CheckTest, PublishedSlotsWithBadEnvelopesOrWritersAreReported) {
   // Slot 0: a payload byte flipped. Slot 1: a length beyond the slot. Slot 2: writer id 0.
   // Slot 3: elided bits no layout defines. Slot 4: a length shorter than the stored header.
   const core::SlotHeader& slot0 = bus_->ring().slot(busy_, 0);
-  ASSERT_EQ(slot0.elided, core::kElideMask) << "events with default ids elide every group";
+  ASSERT_EQ(slot0.elided, core::kCompactElideMask) << "events with default ids elide every group";
   poke<std::uint8_t>(slot_at(busy_, 0) + core::kSlotHeaderBytes +
                          core::stored_header_bytes(slot0.elided) + 2,
                      0xAA);
   poke<std::uint32_t>(slot_at(busy_, 1) + offsetof(core::SlotHeader, envelope_bytes), 99999);
   poke<std::uint16_t>(slot_at(busy_, 2) + offsetof(core::SlotHeader, writer), 0);
-  poke<std::uint16_t>(slot_at(busy_, 3) + offsetof(core::SlotHeader, elided), 0x30);
-  poke<std::uint32_t>(slot_at(busy_, 4) + offsetof(core::SlotHeader, envelope_bytes), 71);
+  poke<std::uint16_t>(slot_at(busy_, 3) + offsetof(core::SlotHeader, elided), 0x50);
+  poke<std::uint32_t>(slot_at(busy_, 4) + offsetof(core::SlotHeader, envelope_bytes), 39);
   const auto f = findings();
   EXPECT_THAT(f, Contains(at + "0 (sequence 0): envelope is invalid: envelope checksum mismatch"));
   EXPECT_THAT(f, Contains(at + "1 (sequence 1): envelope_bytes 99999 exceeds the " +
                           std::to_string(512 - core::kSlotHeaderBytes) + " bytes a slot holds"));
   EXPECT_THAT(f, Contains(at + "2 (sequence 2): writer id 0 is outside 1..16"));
-  EXPECT_THAT(f, Contains(at + "3 (sequence 3): elided bits 0x30 name header words no layout "
+  EXPECT_THAT(f, Contains(at + "3 (sequence 3): elided bits 0x50 name header words no layout "
                                "elides"));
-  EXPECT_THAT(f, Contains(at + "4 (sequence 4): envelope_bytes 71 cannot hold the 72 header "
-                               "bytes a slot with elided bits 0xf stores, or leaves a body "
+  EXPECT_THAT(f, Contains(at + "4 (sequence 4): envelope_bytes 39 cannot hold the 40 header "
+                               "bytes a slot with elided bits 0x3f stores, or leaves a body "
                                "longer than a slot's envelope"));
 }
 

@@ -154,11 +154,11 @@ TEST_F(inspect, ScribbledSlotsAreReportedNotFatal) {
     // seq 1: lengths that point far beyond the slot.
     evring::core::SlotHeader& slot1 = ring.slot(0, 1);
     std::byte* env1 = evring::core::RingRegion::envelope_of(slot1);
-    const std::uint32_t huge_payload = 0x7fffffff;
-    const std::size_t payload_at = evring::core::stored_header_offset(
-        slot1.elided, offsetof(evring::EnvelopeHeader, payload_bytes));
-    ASSERT_NE(payload_at, evring::core::kElidedOffset);
-    std::memcpy(env1 + payload_at, &huge_payload, 4);
+    const std::uint16_t huge_key = 0xffff;
+    const std::size_t key_bytes_at = evring::core::stored_header_offset(
+        slot1.elided, offsetof(evring::EnvelopeHeader, entity_key_bytes));
+    ASSERT_NE(key_bytes_at, evring::core::kElidedOffset);
+    std::memcpy(env1 + key_bytes_at, &huge_key, 2);
     slot1.envelope_bytes = 0xffffffffu;
     // seq 2: a slot word in no valid state.
     ring.slot(0, 2).word.store((2u << 3) | 7u);
@@ -188,24 +188,25 @@ TEST_F(inspect, ShowsElidedGroupsAndTheExpandedHeader) {
   {
     auto bus = evring::Bus::open(bus_);
     ASSERT_TRUE(bus.ok()) << bus.status().to_string();
-    bus.value()->ring().slot(0, 1).envelope_bytes = 50;  // shorter than the 72 stored header bytes
-    bus.value()->ring().slot(0, 2).elided = 0x30;        // bits no layout defines
+    bus.value()->ring().slot(0, 1).envelope_bytes = 30;  // shorter than the 40 stored header bytes
+    bus.value()->ring().slot(0, 2).elided = 0x50;        // bits no layout defines
   }
   Output o = run({"inspect", bus_, "--json"});
   ASSERT_EQ(o.code, 0) << o.err;
   json slots = json::parse(o.out).at("slots");
   ASSERT_EQ(slots.size(), 3u) << o.out;
-  EXPECT_EQ(slots[0].at("elided"), 15) << "default ids, no causation, no revision";
+  EXPECT_EQ(slots[0].at("elided"), 0x3F) << "compact: default ids, no causation, no revision, "
+                                            "no origin host";
   EXPECT_FALSE(slots[0].contains("envelope_bytes_error")) << slots[0].dump();
   const json& h = slots[0].at("envelope").at("header");
   EXPECT_EQ(slots[0].at("envelope").at("check"), "ok");
   EXPECT_EQ(h.at("idempotency_key"), h.at("event_id")) << "restored from the event id";
   EXPECT_EQ(h.at("entity_revision"), 0);
-  EXPECT_NE(slots[1].at("envelope_bytes_error").get<std::string>().find("too short for the 72"),
+  EXPECT_NE(slots[1].at("envelope_bytes_error").get<std::string>().find("too short for the 40"),
             std::string::npos)
       << slots[1].dump();
   EXPECT_NE(slots[1].at("envelope").at("check"), "ok");
-  EXPECT_EQ(slots[2].at("elided"), 0x30);
+  EXPECT_EQ(slots[2].at("elided"), 0x50);
   EXPECT_NE(slots[2].at("envelope_bytes_error").get<std::string>().find("elided bits"),
             std::string::npos)
       << slots[2].dump();

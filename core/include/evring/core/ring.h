@@ -185,11 +185,81 @@ static_assert(kElideGroups[2].first == 80 && kElideGroups[2].bytes == 16 &&
               kElideGroups[2].bit == kElideCausationId);
 static_assert(kElideGroups[3].first == 104 && kElideGroups[3].bytes == 8 &&
               kElideGroups[3].bit == kElideRevision);
+// The compact form (ring_layout.h, "Compact header"): the 128-byte header rebuilt as words from
+// the 40 fixed bytes, the groups present, the slot's writer and sequence and the stored key; the
+// key and payload copied to body_out. Returns the full envelope's length, or 0 when the length,
+// the key length or the origin group's padding cannot be right. `elided` and `stored` are the
+// slot's, read once by the caller; REQUIRES: elided has kCompactHeader and elided_bits_valid.
+// body_out must hold max_envelope_bytes - 128. Same untrusted-bytes contract as below.
+inline std::size_t expand_compact_words(const SlotHeader& slot, std::uint16_t elided,
+                                        std::uint32_t stored, std::size_t max_envelope_bytes,
+                                        HeaderWords* words, std::byte* body_out) {
+  const std::size_t header = compact_header_bytes(elided);
+  if (stored < header || stored - header > max_envelope_bytes - kEnvelopeHeaderBytes) return 0;
+  const std::byte* in = RingRegion::envelope_of(slot);
+  auto load = [&in] {
+    std::uint64_t v;
+    std::memcpy(&v, in, 8);
+    in += 8;
+    return v;
+  };
+  auto u = [](auto v) { return static_cast<std::uint64_t>(v); };
+  std::uint64_t* w = words->w;
+  const std::uint64_t c0 = load();
+  w[2] = load();
+  w[4] = load();
+  w[5] = load();
+  const std::uint64_t c4 = load();
+  const std::uint64_t key_bytes = (c4 >> 16) & 0xFFFF;
+  w[0] = u(kEnvelopeFormatVersion) | u(kEnvelopeHeaderBytes) << 16 | (c0 & 0xFFFF'FFFF) << 32;
+  w[1] = u(slot.writer) | (c0 >> 32) << 16 | (c4 & 0xFFFF) << 48;
+  w[3] = word_sequence(slot.word.load(std::memory_order_relaxed));  // the caller re-checks it
+  auto pair = [&](std::size_t i, std::uint16_t bit, bool event_id) {
+    if (!(elided & bit)) {
+      w[i] = load();
+      w[i + 1] = load();
+    } else {
+      w[i] = event_id ? w[4] : 0;
+      w[i + 1] = event_id ? w[5] : 0;
+    }
+  };
+  pair(6, kElideIdempotencyKey, true);
+  pair(8, kElideCorrelationId, true);
+  pair(10, kElideCausationId, false);
+  w[13] = elided & kElideRevision ? 0 : load();
+  std::uint64_t origin = 0;
+  if (!(elided & kElideOriginHost)) {
+    origin = load();
+    if (origin >> 32) return 0;  // the 4 padding bytes are zero, or the slot is corrupt
+  }
+  const std::size_t body = stored - header;
+  if (key_bytes > body) return 0;
+  std::memcpy(body_out, in, body);
+  // From the private copy: the checksum then covers exactly the key the caller delivers.
+  w[12] = entity_key_hash(std::span<const std::byte>(body_out, key_bytes));
+  w[14] = u(body - key_bytes) | key_bytes << 32;
+  w[15] = origin | (c4 >> 32) << 32;
+  return kEnvelopeHeaderBytes + body;
+}
+
+// expand_compact_words with the header written out in front of the body.
+inline std::size_t expand_compact_envelope(const SlotHeader& slot, std::uint16_t elided,
+                                           std::uint32_t stored, std::size_t max_envelope_bytes,
+                                           std::byte* out) {
+  HeaderWords words;
+  const std::size_t n = expand_compact_words(slot, elided, stored, max_envelope_bytes, &words,
+                                             out + kEnvelopeHeaderBytes);
+  if (n != 0) std::memcpy(out, words.w, kEnvelopeHeaderBytes);
+  return n;
+}
+
 inline std::size_t expand_slot_envelope(const SlotHeader& slot, std::size_t max_envelope_bytes,
                                         std::byte* out) {
   const std::uint32_t stored = slot.envelope_bytes;
   const std::uint16_t elided = slot.elided;
-  if (elided & ~kElideMask) return 0;
+  if (!elided_bits_valid(elided)) return 0;
+  if (elided & kCompactHeader)
+    return expand_compact_envelope(slot, elided, stored, max_envelope_bytes, out);
   const std::size_t header = stored_header_bytes(elided);
   if (stored < header || stored - header > max_envelope_bytes - kEnvelopeHeaderBytes) return 0;
   const std::byte* in = RingRegion::envelope_of(slot);

@@ -40,7 +40,8 @@ namespace evring::core {
 // its envelope bytes are no longer the envelope verbatim; a version-3 reader would misread them.
 // 5: slots hold envelope format 3 (codec/envelope.h: a checksum of three independent hashes); a
 // version-4 reader would count every event corrupt, so it is refused at open instead.
-inline constexpr std::uint32_t kRingLayoutVersion = 5;
+// 6: the compact slot header (kCompactHeader, "Slot envelope compaction" below).
+inline constexpr std::uint32_t kRingLayoutVersion = 6;
 inline constexpr std::size_t kCacheLine = 64;
 
 enum class Overflow : std::uint32_t {
@@ -227,10 +228,13 @@ static_assert(offsetof(PartitionHeader, exclusive_owner) == 88);
 // |     |      |                       | slot reused during the copy is detected, not torn    |
 // |   8 |    4 | envelope_bytes        | bytes of envelope stored at 16 (after elision)       |
 // |  12 |    2 | writer                | producer id (registry index+1) that claimed the slot |
-// |  14 |    2 | elided                | SlotElide bits: header word groups left out at 16    |
-// |  16 |    … | envelope              | codec/envelope.h, its header less the elided groups: |
-// |     |      |                       | words 0-5, [6-7], [8-9], [10-11], 12, [13], 14-15,   |
-// |     |      |                       | then key and payload (expand_slot_envelope, ring.h)  |
+// |  14 |    2 | elided                | SlotElide bits: the stored form of the header at 16  |
+// |  16 |    … | envelope              | codec/envelope.h, its header in one of two forms,    |
+// |     |      |                       | then key and payload (expand_slot_envelope, ring.h): |
+// |     |      |                       | compact (kCompactHeader set; what publish writes):   |
+// |     |      |                       |   the table "Compact header" below; word groups      |
+// |     |      |                       |   (zero-copy claims): words 0-5, [6-7], [8-9],       |
+// |     |      |                       |   [10-11], 12, [13], 14-15                           |
 // ---------------------------------------------------------------------------------------------
 // Commit protocol (per slot, sequence s):
 //   1. claim s (head), (dedup buses: set the key's bloom bits, core/dedup.h),
@@ -272,19 +276,58 @@ static_assert(offsetof(SlotHeader, writer) == 12);
 static_assert(offsetof(SlotHeader, elided) == 14);
 inline constexpr std::size_t kSlotHeaderBytes = sizeof(SlotHeader);
 
-// Slot envelope compaction (layout version 4). Four groups of header words usually hold a value
-// the rest of the header implies; a producer leaves such a group out of the slot and sets its
-// bit in `elided`, and the words after it move up. Readers expand the slot back into the
-// 128-byte header (expand_slot_envelope, ring.h) before anything checks it: the checksum covers
-// the expanded envelope, so a scribbled `elided` fails it like any other corruption. A 64-byte
-// payload with an 8-byte key is then 3 cache lines of slot instead of 4.
+// Slot envelope compaction. Readers expand a slot back into the 128-byte header
+// (expand_slot_envelope, ring.h) before anything checks it: the checksum covers the expanded
+// envelope, so a scribbled `elided` fails it like any other corruption.
+//
+// Word groups (layout version 4): four groups of header words usually hold a value the rest of
+// the header implies; a producer leaves such a group out and sets its bit, and the words after it
+// move up. Zero-copy claims store this form with no group left out (the caller may still change
+// any field before commit seals it).
+//
+// Compact header (layout version 6, kCompactHeader set; every publish and batch): the fields the
+// slot or the body already imply are not stored at all (format_version and header_bytes: this
+// build's; producer_id: the slot's writer; sequence: the slot word's; entity_key_hash: xxh3 of the
+// stored key; payload_bytes: what the length leaves after the key; reserved: zero), the rest is
+// packed into 40 bytes, then the optional groups, each present only when its bit is clear:
+// | off | size | field                                                                        |
+// |   0 |    8 | type_id (0..15), schema_version (16..31), classification (32..39),           |
+// |     |      | content_type (40..47), flags (48..63)                                        |
+// |   8 |    8 | timestamp_ns                                                                 |
+// |  16 |   16 | event_id                                                                     |
+// |  32 |    8 | key_id (0..15), entity_key_bytes (16..31), checksum (32..63)                 |
+// |  40 |    … | [idempotency_key 16] [correlation_id 16] [causation_id 16]                   |
+// |     |      | [entity_revision 8] [origin_host 4, then 4 zero bytes]                       |
+// Why: a cache line moves between cores as one transfer, and the line paired with it in its
+// aligned 128 bytes comes along with it, but every further line is another transfer, one after
+// the other, since a consumer asks for the rest only once the word's line has shown it the event
+// is there. A 64-byte payload with a key of up to 8 bytes now fits the slot's first 128 bytes
+// (16 + 40 + 8 + 64) instead of spilling into a third line: a hand-over measured 1.5x slower
+// at 192 bytes than at 128 (bench/RESULTS.md, session L).
 enum SlotElide : std::uint16_t {
   kElideIdempotencyKey = 1u << 0,  // header words 6-7: equal to the event id (words 4-5)
   kElideCorrelationId = 1u << 1,   // words 8-9: equal to the event id
   kElideCausationId = 1u << 2,     // words 10-11: zero
   kElideRevision = 1u << 3,        // word 13: zero
+  kCompactHeader = 1u << 4,        // the compact header above, not the word groups
+  kElideOriginHost = 1u << 5,      // compact only: origin_host zero
 };
-inline constexpr std::uint16_t kElideMask = 0xF;
+inline constexpr std::uint16_t kElideMask = 0xF;          // the bits of the word-group form
+inline constexpr std::uint16_t kCompactElideMask = 0x3F;  // the bits of the compact form
+inline constexpr std::size_t kCompactFixedBytes = 40;
+// Whether `elided` names one of the two forms with only the bits it defines.
+inline constexpr bool elided_bits_valid(std::uint16_t elided) {
+  return elided & kCompactHeader ? (elided & ~kCompactElideMask) == 0
+                                 : (elided & ~kElideMask) == 0;
+}
+// Bytes of header a compact slot holds.
+inline constexpr std::size_t compact_header_bytes(std::uint16_t elided) {
+  return kCompactFixedBytes + (elided & kElideIdempotencyKey ? 0 : 16) +
+         (elided & kElideCorrelationId ? 0 : 16) + (elided & kElideCausationId ? 0 : 16) +
+         (elided & kElideRevision ? 0 : 8) + (elided & kElideOriginHost ? 0 : 8);
+}
+static_assert(compact_header_bytes(kCompactElideMask) == 40);
+static_assert(compact_header_bytes(kCompactHeader) == 104);
 // The groups as full-header byte ranges, in header order: the one description the helpers below
 // are checked against. write_event (producer.cpp) and expand_slot_envelope (ring.h) spell the
 // groups out word by word on the hot paths; static_asserts beside them pin them to this table.
@@ -296,9 +339,10 @@ inline constexpr ElideGroup kElideGroups[] = {{48, 16, kElideIdempotencyKey},
                                               {64, 16, kElideCorrelationId},
                                               {80, 16, kElideCausationId},
                                               {104, 8, kElideRevision}};
-// Bytes of header the slot holds for an `elided` set (<= kElideMask). Written out for the hot
-// paths; equal to the table's sum for every set (checked below).
+// Bytes of header the slot holds for an `elided` set (elided_bits_valid). Written out for the hot
+// paths; equal to the table's sum for every word-group set (checked below).
 inline constexpr std::size_t stored_header_bytes(std::uint16_t elided) {
+  if (elided & kCompactHeader) return compact_header_bytes(elided);
   return kEnvelopeHeaderBytes - (elided & kElideIdempotencyKey ? 16 : 0) -
          (elided & kElideCorrelationId ? 16 : 0) - (elided & kElideCausationId ? 16 : 0) -
          (elided & kElideRevision ? 8 : 0);
@@ -319,6 +363,29 @@ inline constexpr std::size_t kElidedOffset = ~std::size_t{0};
 // elided groups stores, or kElidedOffset when its group is left out (for tools and tests that
 // look at slot bytes; readers expand instead).
 inline constexpr std::size_t stored_header_offset(std::uint16_t elided, std::size_t offset) {
+  if (elided & kCompactHeader) {
+    struct Run {
+      std::size_t first, bytes, at;
+    };
+    // Full-header byte ranges the fixed compact bytes hold, and where.
+    constexpr Run kFixed[] = {{4, 4, 0},   {10, 4, 4},   {16, 8, 8},  {32, 16, 16},
+                              {14, 2, 32}, {116, 2, 34}, {124, 4, 36}};
+    for (const Run& r : kFixed)
+      if (offset >= r.first && offset < r.first + r.bytes) return r.at + offset - r.first;
+    std::size_t at = kCompactFixedBytes;
+    const struct {
+      std::size_t first, bytes, stored;
+      std::uint16_t bit;
+    } groups[] = {{48, 16, 16, kElideIdempotencyKey}, {64, 16, 16, kElideCorrelationId},
+                  {80, 16, 16, kElideCausationId},    {104, 8, 8, kElideRevision},
+                  {120, 4, 8, kElideOriginHost}};
+    for (const auto& g : groups) {
+      if (elided & g.bit) continue;
+      if (offset >= g.first && offset < g.first + g.bytes) return at + offset - g.first;
+      at += g.stored;
+    }
+    return kElidedOffset;  // implied by the slot or the body, or its group is left out
+  }
   std::size_t at = offset;
   for (const ElideGroup& g : kElideGroups) {
     if (!(elided & g.bit)) continue;
@@ -331,6 +398,14 @@ static_assert(stored_header_offset(kElideMask, 96) == 48);   // entity_key_hash
 static_assert(stored_header_offset(kElideMask, 112) == 56);  // payload_bytes
 static_assert(stored_header_offset(kElideIdempotencyKey, 64) == 48);
 static_assert(stored_header_offset(kElideRevision, 104) == kElidedOffset);
+static_assert(stored_header_offset(kCompactElideMask, 6) == 2);    // schema_version
+static_assert(stored_header_offset(kCompactElideMask, 12) == 6);   // flags
+static_assert(stored_header_offset(kCompactElideMask, 14) == 32);  // key_id
+static_assert(stored_header_offset(kCompactElideMask, 124) == 36); // checksum
+static_assert(stored_header_offset(kCompactElideMask, 24) == kElidedOffset);   // sequence
+static_assert(stored_header_offset(kCompactElideMask, 96) == kElidedOffset);   // entity_key_hash
+static_assert(stored_header_offset(kCompactHeader, 104) == 88);    // entity_revision
+static_assert(stored_header_offset(kCompactHeader, 120) == 96);    // origin_host
 
 // Where a key's bits lie in a generation's bloom array: word index and bit mask (core/dedup.h).
 struct BloomProbe {
