@@ -284,3 +284,42 @@ TEST(ContentTypeTest, HasNames) {
 
 }  // namespace
 }  // namespace evring
+
+namespace evring {
+namespace {
+
+// decode_header_words: the consumer's check of a compact slot, from words instead of bytes.
+TEST(EnvelopeWordsTest, HeaderWordsDecodeLikeTheirBytesAndEveryCheckStillBites) {
+  const std::string key = "key-7", payload = "{\"n\":1}";
+  EnvelopeHeader in = sample_header();
+  in.entity_key_hash = entity_key_hash(key);  // what a compact slot's reader rebuilds word 12 as
+  const auto bytes = encode(in, key, payload);
+  EnvelopeHeader h;
+  std::memcpy(&h, bytes.data(), sizeof h);
+  const HeaderWords good = pack_header(h);
+  const std::span<const std::byte> body(bytes.data() + 128, bytes.size() - 128);
+  EnvelopeView v;
+  ASSERT_EQ(decode_header_words(good, body, &v), EnvelopeCheck::kOk);
+  EnvelopeView from_bytes;
+  ASSERT_EQ(decode_envelope(bytes, &from_bytes), EnvelopeCheck::kOk);
+  EXPECT_EQ(std::memcmp(&v.header, &from_bytes.header, sizeof v.header), 0);
+  EXPECT_EQ(std::string(reinterpret_cast<const char*>(v.key.data()), v.key.size()), key);
+  EXPECT_EQ(std::string(reinterpret_cast<const char*>(v.payload.data()), v.payload.size()), payload);
+
+  HeaderWords bad = good;
+  bad.w[0] = (bad.w[0] & ~0xFFFFull) | 2;  // format 2
+  EXPECT_EQ(decode_header_words(bad, body, &v), EnvelopeCheck::kBadVersion);
+  bad = good;
+  bad.w[0] = (bad.w[0] & ~0xFFFF0000ull) | (200ull << 16);
+  EXPECT_EQ(decode_header_words(bad, body, &v), EnvelopeCheck::kBadHeaderSize);
+  EXPECT_EQ(decode_header_words(good, body.first(body.size() - 1), &v), EnvelopeCheck::kBadLength);
+  std::vector<std::byte> flipped(body.begin(), body.end());
+  flipped.back() ^= std::byte{1};
+  EXPECT_EQ(decode_header_words(good, flipped, &v), EnvelopeCheck::kBadChecksum);
+  bad = good;
+  bad.w[2] ^= 1;  // the timestamp
+  EXPECT_EQ(decode_header_words(bad, body, &v), EnvelopeCheck::kBadChecksum);
+}
+
+}  // namespace
+}  // namespace evring
