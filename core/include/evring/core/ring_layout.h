@@ -320,12 +320,44 @@ inline constexpr bool elided_bits_valid(std::uint16_t elided) {
   return elided & kCompactHeader ? (elided & ~kCompactElideMask) == 0
                                  : (elided & ~kElideMask) == 0;
 }
-// Bytes of header a compact slot holds.
+// The compact form as one description: full-header byte ranges the fixed 40 bytes hold and
+// where, then the optional groups in stored order (stored: the bytes a group takes in the slot).
+// stored_header_offset reads it; the hot paths (RingProducer::write_event,
+// expand_compact_words) spell it out, and the golden tests pin both to it.
+struct CompactRun {
+  std::size_t first, bytes, at;
+};
+inline constexpr CompactRun kCompactFixed[] = {{4, 4, 0},   {10, 4, 4},   {16, 8, 8},
+                                               {32, 16, 16}, {14, 2, 32}, {116, 2, 34},
+                                               {124, 4, 36}};
+struct CompactGroup {
+  std::size_t first, bytes, stored;
+  std::uint16_t bit;
+};
+inline constexpr CompactGroup kCompactGroups[] = {{48, 16, 16, kElideIdempotencyKey},
+                                                  {64, 16, 16, kElideCorrelationId},
+                                                  {80, 16, 16, kElideCausationId},
+                                                  {104, 8, 8, kElideRevision},
+                                                  {120, 4, 8, kElideOriginHost}};
+// Bytes of header a compact slot holds. Written out for the hot paths; equal to the table's sum
+// for every set (checked below).
 inline constexpr std::size_t compact_header_bytes(std::uint16_t elided) {
   return kCompactFixedBytes + (elided & kElideIdempotencyKey ? 0 : 16) +
          (elided & kElideCorrelationId ? 0 : 16) + (elided & kElideCausationId ? 0 : 16) +
          (elided & kElideRevision ? 0 : 8) + (elided & kElideOriginHost ? 0 : 8);
 }
+inline constexpr bool compact_header_bytes_matches_groups() {
+  for (std::uint16_t set = kCompactHeader; set <= kCompactElideMask; ++set) {
+    std::size_t bytes = kCompactFixedBytes;
+    for (const CompactGroup& g : kCompactGroups)
+      if (!(set & g.bit)) bytes += g.stored;
+    if (bytes != compact_header_bytes(set)) return false;
+  }
+  std::size_t fixed = 0;
+  for (const CompactRun& r : kCompactFixed) fixed += r.bytes;
+  return fixed == kCompactFixedBytes;
+}
+static_assert(compact_header_bytes_matches_groups());
 static_assert(compact_header_bytes(kCompactElideMask) == 40);
 static_assert(compact_header_bytes(kCompactHeader) == 104);
 // The groups as full-header byte ranges, in header order: the one description the helpers below
@@ -364,22 +396,10 @@ inline constexpr std::size_t kElidedOffset = ~std::size_t{0};
 // look at slot bytes; readers expand instead).
 inline constexpr std::size_t stored_header_offset(std::uint16_t elided, std::size_t offset) {
   if (elided & kCompactHeader) {
-    struct Run {
-      std::size_t first, bytes, at;
-    };
-    // Full-header byte ranges the fixed compact bytes hold, and where.
-    constexpr Run kFixed[] = {{4, 4, 0},   {10, 4, 4},   {16, 8, 8},  {32, 16, 16},
-                              {14, 2, 32}, {116, 2, 34}, {124, 4, 36}};
-    for (const Run& r : kFixed)
+    for (const CompactRun& r : kCompactFixed)
       if (offset >= r.first && offset < r.first + r.bytes) return r.at + offset - r.first;
     std::size_t at = kCompactFixedBytes;
-    const struct {
-      std::size_t first, bytes, stored;
-      std::uint16_t bit;
-    } groups[] = {{48, 16, 16, kElideIdempotencyKey}, {64, 16, 16, kElideCorrelationId},
-                  {80, 16, 16, kElideCausationId},    {104, 8, 8, kElideRevision},
-                  {120, 4, 8, kElideOriginHost}};
-    for (const auto& g : groups) {
+    for (const CompactGroup& g : kCompactGroups) {
       if (elided & g.bit) continue;
       if (offset >= g.first && offset < g.first + g.bytes) return at + offset - g.first;
       at += g.stored;
