@@ -275,8 +275,6 @@ ThroughputRun throughput_once(const Options& o) {
   return r;
 }
 
-}  // namespace
-
 // What issue #5 asks of evring against a reference, where it asks something.
 const char* target_against(const std::string& name) {
   if (name == "bare_spsc") return " (target >= 0.6)";
@@ -284,6 +282,8 @@ const char* target_against(const std::string& name) {
   if (name == "boost_mq") return " (target >= 8)";
   return "";
 }
+
+}  // namespace
 
 int run_throughput(const Options& o) {
   std::vector<double> eps, bps;
