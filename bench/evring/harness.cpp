@@ -58,14 +58,7 @@ T whole(const std::string& flag, const std::string& text) {
 
 // The --against list: evring-peers cases that measure a rate, each named once.
 std::vector<std::string> parse_against(const std::string& text, std::size_t payload) {
-  std::vector<std::string> names;
-  std::size_t start = 0;
-  while (true) {
-    const std::size_t comma = text.find(',', start);
-    names.push_back(text.substr(start, comma - start));
-    if (comma == std::string::npos) break;
-    start = comma + 1;
-  }
+  const std::vector<std::string> names = split_case_names(text);
   CaseConfig cfg;
   cfg.payload_bytes = payload;
   const std::vector<CaseInfo> known = all_cases(cfg);

@@ -67,4 +67,17 @@ std::string moodycamel_rwq_unavailable();  // empty when built in
 // Every case in display order, with skip reasons and notes for this configuration.
 std::vector<CaseInfo> all_cases(const CaseConfig& cfg);
 
+// The names of a comma-separated case list ("--cases", "--against"), empty items kept so that
+// the caller can refuse them by name ("a,,b" and "a," are typing mistakes, not lists of two).
+inline std::vector<std::string> split_case_names(const std::string& text) {
+  std::vector<std::string> names;
+  std::size_t start = 0;
+  while (true) {
+    const std::size_t comma = text.find(',', start);
+    names.push_back(text.substr(start, comma == std::string::npos ? comma : comma - start));
+    if (comma == std::string::npos) return names;
+    start = comma + 1;
+  }
+}
+
 }  // namespace evring::bench

@@ -197,6 +197,10 @@ TEST_F(BenchVerbTest, BadAgainstListsAreOneLineUsageErrors) {
   Output o = run({"bench", "latency", "--against", "boost_mq"});
   EXPECT_EQ(o.code, 2);
   expect_one_error_line(o, "--against");
+  // The peers' --cases list is split the same way: an empty name is refused, not skipped.
+  o = run({"bench", "peers", "--cases", "pingpong,,bare_spsc"});
+  EXPECT_EQ(o.code, 2);
+  EXPECT_NE(o.err.find("unknown case ''"), std::string::npos) << o.err;
 }
 
 }  // namespace
