@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <boost/interprocess/mapped_region.hpp>
 #include <boost/interprocess/shared_memory_object.hpp>
 #include <cerrno>
@@ -236,12 +237,7 @@ Result<std::shared_ptr<Bus>> Bus::create(std::string_view name, const BusOptions
   h.consumer_grace_ms = options.consumer_grace_ms;
   copy_cstr(h.bus_name, sizeof h.bus_name, name);
 
-  pthread_mutexattr_t attr;
-  pthread_mutexattr_init(&attr);
-  pthread_mutexattr_setpshared(&attr, PTHREAD_PROCESS_SHARED);
-  pthread_mutexattr_setrobust(&attr, PTHREAD_MUTEX_ROBUST);
-  int rc = pthread_mutex_init(&h.registry_mutex, &attr);
-  pthread_mutexattr_destroy(&attr);
+  int rc = shm::init_registry_mutex(h.registry_mutex);
   if (rc != 0) {
     bus.reset();
     (void)remove(name);
@@ -394,6 +390,36 @@ std::span<std::byte> Bus::idempotency_table(std::uint32_t index) const {
   return {base_ + header_->idempotency_offset + std::size_t{index} * bytes, bytes};
 }
 
+namespace shm {
+
+int init_registry_mutex(pthread_mutex_t& m) {
+  pthread_mutexattr_t attr;
+  pthread_mutexattr_init(&attr);
+  pthread_mutexattr_setpshared(&attr, PTHREAD_PROCESS_SHARED);
+  pthread_mutexattr_setrobust(&attr, PTHREAD_MUTEX_ROBUST);
+  const int rc = pthread_mutex_init(&m, &attr);
+  pthread_mutexattr_destroy(&attr);
+  return rc;
+}
+
+int expected_registry_mutex_kind() {
+  static const int kind = [] {
+    pthread_mutex_t local;
+    if (init_registry_mutex(local) != 0) return -1;
+    const int k = local.__data.__kind;
+    pthread_mutex_destroy(&local);
+    return k;
+  }();
+  return kind;
+}
+
+int registry_mutex_kind(const SegmentHeader& h) {
+  // Relaxed, as glibc reads it: the kind is written once by create(), before ready's release.
+  return std::atomic_ref<int>(const_cast<int&>(h.registry_mutex.__data.__kind)).load(std::memory_order_relaxed);
+}
+
+}  // namespace shm
+
 Status Bus::lock_registry() const {
   if (read_only_) return Status::permission_denied("bus '" + name_ + "' is open read-only");
   // Timed: a scribbled mutex word could otherwise block us forever. Registry updates take
@@ -401,6 +427,11 @@ Status Bus::lock_registry() const {
   timespec deadline{};
   clock_gettime(CLOCK_REALTIME, &deadline);
   deadline.tv_sec += 2;
+  if (const int kind = shm::registry_mutex_kind(*header_); kind != shm::expected_registry_mutex_kind())
+    return Status::corruption("the registry lock of bus '" + name_ + "' is corrupt (its kind word is " +
+                              std::to_string(kind) + ", not " +
+                              std::to_string(shm::expected_registry_mutex_kind()) +
+                              "): registry updates are refused; recreate the bus");
   int rc = pthread_mutex_timedlock(&header_->registry_mutex, &deadline);
   if (rc == ETIMEDOUT)
     return Status::timeout("the registry lock of bus '" + name_ +

@@ -124,6 +124,10 @@ class Checker {
     if (h_->header_bytes != kSegmentHeaderBytes)
       add("header: header_bytes is " + std::to_string(h_->header_bytes) + ", expected " +
           std::to_string(kSegmentHeaderBytes));
+    if (const int kind = registry_mutex_kind(*h_); kind != expected_registry_mutex_kind())
+      add("header: registry mutex kind is " + std::to_string(kind) + ", not " +
+          std::to_string(expected_registry_mutex_kind()) +
+          " (a process-shared robust mutex): registry updates are refused");
     if (strnlen(h_->bus_name, sizeof h_->bus_name) == sizeof h_->bus_name)
       add("header: bus_name is not NUL-terminated within its 64 bytes");
     else if (Status s = Bus::validate_name(h_->bus_name); !s.is_ok())

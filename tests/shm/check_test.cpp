@@ -228,6 +228,38 @@ TEST_F(CheckTest, HeaderSizesOffsetsAndCountsThatDisagreeAreReported) {
   EXPECT_THAT(findings(), Contains("header: max_consumers is 0, outside 1..256"));
 }
 
+// The bytes segment_fuzz found: a priority-protect kind with a ceiling made glibc's
+// pthread_mutex_timedlock abort the process. The check names the word, and every registry
+// update refuses with a corruption error instead of locking, leaving the registry as it was.
+TEST_F(CheckTest, AScribbledRegistryMutexKindIsReportedAndNeverLocked) {
+  const std::size_t kind_at = offsetof(shm::SegmentHeader, registry_mutex) + offsetof(__pthread_mutex_s, __kind);
+  const int expected = shm::expected_registry_mutex_kind();
+  ASSERT_EQ(shm::registry_mutex_kind(bus_->header()), expected);
+  poke<std::int32_t>(kind_at, 0x00ae0040);
+  EXPECT_THAT(findings(), ElementsAre("header: registry mutex kind is " + std::to_string(0x00ae0040) +
+                                      ", not " + std::to_string(expected) +
+                                      " (a process-shared robust mutex): registry updates are refused"));
+  auto rw = Bus::open(bus_.name());
+  ASSERT_TRUE(rw.ok()) << rw.status().to_string();
+  const std::size_t consumers = (*rw)->consumers().size(), producers = (*rw)->producers().size();
+  auto consumer = (*rw)->consumer("audit");
+  ASSERT_FALSE(consumer.ok());
+  EXPECT_EQ(consumer.status().code(), Code::kCorruption);
+  EXPECT_THAT(consumer.status().message(),
+              HasSubstr("the registry lock of bus '" + bus_.name() + "' is corrupt (its kind word is " +
+                        std::to_string(0x00ae0040) + ", not " + std::to_string(expected) + ")"));
+  auto producer = (*rw)->producer("ledger");
+  ASSERT_FALSE(producer.ok());
+  EXPECT_EQ(producer.status().code(), Code::kCorruption);
+  EXPECT_EQ(bus_->remove_consumer("billing").code(), Code::kCorruption);
+  EXPECT_EQ((*rw)->consumers().size(), consumers);
+  EXPECT_EQ((*rw)->producers().size(), producers);
+  // Restored, the same calls go through: nothing was left half-locked.
+  poke<std::int32_t>(kind_at, expected);
+  EXPECT_THAT(findings(), IsEmpty());
+  EXPECT_TRUE((*rw)->consumer("audit").ok());
+}
+
 TEST_F(CheckTest, ARingHeaderThatContradictsItselfIsReported) {
   poke<std::uint32_t>(bus_->header().ring_offset + offsetof(core::RingHeader, slots_per_partition), 3);
   EXPECT_THAT(findings(), Contains(HasSubstr("ring header: ring header is invalid")));

@@ -119,6 +119,15 @@ static_assert(offsetof(SegmentHeader, idempotency_keys) == 120);
 static_assert(offsetof(SegmentHeader, registry_mutex) == 128);
 static_assert(offsetof(SegmentHeader, bus_name) == 192);
 
+// The registry mutex keeps its type and protocol in one word (glibc: __data.__kind), which
+// pthread_mutex_timedlock trusts: a scribbled kind sends it down priority-protect or
+// priority-inheritance paths that abort inside glibc instead of failing. create() leaves the
+// kind of a normal, process-shared, robust mutex; lock_registry() and check_segment() compare
+// against that before trusting the rest of the mutex.
+int init_registry_mutex(pthread_mutex_t& m);  // 0 or an errno value
+int expected_registry_mutex_kind();
+int registry_mutex_kind(const SegmentHeader& h);
+
 enum class EntryState : std::uint32_t { kFree = 0, kActive = 1, kRetired = 2 };
 
 // ProducerEntry (256 B). Producer id = index + 1 (0 is "no producer" in the envelope).
