@@ -79,6 +79,9 @@ void common_flags(CLI::App* cmd) {
       "back the bench buses with transparent huge pages (refused where shared-memory THP is off)");
   cmd->add_flag("--exclusive")->description(
       "producers publish exclusively: no locked instruction per claim (throughput: one producer)");
+  cmd->add_option("--clock",
+                  "event timestamps: auto (TSC where the kernel keeps time with it), tsc (wherever "
+                  "the TSC is invariant) or realtime (clock_gettime); sets EVRING_CLOCK");
 }
 
 }  // namespace

@@ -3,13 +3,15 @@
 //   evring-bench throughput [--payload B=64] [--partitions N=1] [--producers N=1]
 //                           [--consumers N=1] [--seconds S=1] [--batch N=1] [--dedup [--dedup-bits-per-key N=64]]
 //                           [--runs N=5] [--cpus A,B] [--exclusive] [--against CASES=bare_spsc]
-//                           [--no-peers] [--json]
+//                           [--clock auto|tsc|realtime] [--no-peers] [--json]
 //   evring-bench latency    [--payload B=64] [--rate EV_PER_S=100000] [--seconds S=1]
 //                           [--wait spin|yield|block] [--hgrm FILE] [--cpus A,B] [--exclusive]
-//                           [--no-peers] [--json]
+//                           [--clock auto|tsc|realtime] [--no-peers] [--json]
 // --exclusive: the producer publishes exclusively (RingProducer::set_exclusive: claims without a
 // locked instruction). Exclusive producers do not share partitions, so throughput allows it with
 // one producer only.
+// --clock: how producers timestamp events (core::ClockMode, clock.h): set as EVRING_CLOCK for
+// this process and the children it forks, so that reports and producers agree.
 //
 // Every process (producer, consumer, sender, echo) is a fork()ed child or the parent, attached to
 // a bus created by the parent under a unique name ("evb-<pid>-<n>") and removed at the end.
@@ -31,10 +33,12 @@ constexpr const char* kUsage =
     "usage: evring-bench throughput [--payload B] [--partitions N] [--producers N] [--consumers N]\n"
     "                               [--seconds S] [--batch N] [--dedup [--dedup-bits-per-key N]]\n"
     "                               [--runs N] [--cpus A,B,...] [--huge-pages] [--exclusive]\n"
-    "                               [--against CASE,...] [--no-peers] [--json]\n"
+    "                               [--against CASE,...] [--clock auto|tsc|realtime] [--no-peers]\n"
+    "                               [--json]\n"
     "       evring-bench latency [--payload B] [--rate EVENTS_PER_SEC] [--seconds S]\n"
     "                            [--wait spin|yield|block] [--hgrm FILE] [--runs N] [--cpus A,B]\n"
-    "                            [--huge-pages] [--exclusive] [--no-peers] [--json]";
+    "                            [--huge-pages] [--exclusive] [--clock auto|tsc|realtime]\n"
+    "                            [--no-peers] [--json]";
 
 [[noreturn]] void usage(const std::string& why) { throw std::invalid_argument(why); }
 
@@ -84,7 +88,7 @@ std::vector<std::string> parse_against(const std::string& text, std::size_t payl
 Options parse(int argc, char** argv) {
   Options o;
   std::string against;
-  bool against_given = false;
+  bool against_given = false, clock_given = false;
   if (argc < 2) usage("missing mode");
   o.mode = argv[1];
   if (o.mode != "throughput" && o.mode != "latency") usage("unknown mode '" + o.mode + "'");
@@ -112,6 +116,12 @@ Options parse(int argc, char** argv) {
     else if (a == "--json") o.json = true;
     else if (a == "--huge-pages") o.huge_pages = true;
     else if (a == "--exclusive") o.exclusive = true;
+    else if (a == "--clock") {
+      const Result<core::ClockMode> mode = core::parse_clock_mode(val());
+      if (!mode.ok()) usage("--clock: " + mode.status().message());
+      o.clock = mode.value();
+      clock_given = true;
+    }
     else usage("unknown option '" + a + "'");
   }
   if (o.payload < 24) usage("--payload must be >= 24 (seq, key and timestamps travel in it)");
@@ -132,6 +142,11 @@ Options parse(int argc, char** argv) {
     o.against = parse_against(against, o.payload);
   }
   if (!o.peers) o.against.clear();
+  if (clock_given) {
+    ::setenv("EVRING_CLOCK", core::clock_mode_name(o.clock), 1);
+  } else if (Result<core::ClockMode> env = core::clock_mode_from_env(); !env.ok()) {
+    usage(env.status().message());  // producers would refuse it: say so before any run
+  }
   return o;
 }
 

@@ -75,6 +75,7 @@ struct Options {
   bool json = false;
   bool huge_pages = false;
   bool exclusive = false;  // producers publish exclusively (RingProducer::set_exclusive)
+  core::ClockMode clock = core::ClockMode::kAuto;  // --clock, exported as EVRING_CLOCK
 };
 
 template <class T>

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <ctime>
 
@@ -61,16 +62,56 @@ std::string kernel_clocksource() {
   return std::string(name, std::strcspn(name, "\n"));
 }
 
-bool tsc_clock_usable() {
-#if defined(__x86_64__)
-  static const bool usable = cpu_has_invariant_tsc() && kernel_clocksource() == "tsc";
-  return usable;
-#else
-  return false;
-#endif
+Result<ClockMode> parse_clock_mode(std::string_view text) {
+  if (text.empty() || text == "auto") return ClockMode::kAuto;
+  if (text == "tsc") return ClockMode::kTsc;
+  if (text == "realtime") return ClockMode::kRealtime;
+  return Status::invalid_argument("clock mode '" + std::string(text) +
+                                  "' is not one of auto, tsc, realtime");
 }
 
-UnixClock::UnixClock() : tsc_usable_(tsc_clock_usable()) {}
+Result<ClockMode> clock_mode_from_env() {
+  const char* value = std::getenv("EVRING_CLOCK");
+  auto mode = parse_clock_mode(value ? value : "");
+  if (!mode.ok()) return Status::invalid_argument("EVRING_CLOCK: " + mode.status().message());
+  return mode;
+}
+
+const char* clock_mode_name(ClockMode mode) {
+  switch (mode) {
+    case ClockMode::kAuto: return "auto";
+    case ClockMode::kTsc: return "tsc";
+    case ClockMode::kRealtime: return "realtime";
+  }
+  return "auto";
+}
+
+bool tsc_clock_usable(ClockMode mode) {
+#if defined(__x86_64__)
+  static const bool invariant = cpu_has_invariant_tsc();
+  static const bool kernel_tsc = kernel_clocksource() == "tsc";
+  switch (mode) {
+    case ClockMode::kAuto: return invariant && kernel_tsc;
+    case ClockMode::kTsc: return invariant;
+    case ClockMode::kRealtime: return false;
+  }
+#else
+  (void)mode;
+#endif
+  return false;
+}
+
+namespace {
+ClockMode process_clock_mode() {
+  const Result<ClockMode> mode = clock_mode_from_env();
+  return mode.ok() ? mode.value() : ClockMode::kAuto;
+}
+}  // namespace
+
+bool tsc_clock_usable() { return tsc_clock_usable(process_clock_mode()); }
+
+UnixClock::UnixClock() : UnixClock(process_clock_mode()) {}
+UnixClock::UnixClock(ClockMode mode) : tsc_usable_(tsc_clock_usable(mode)) {}
 UnixClock::UnixClock(const ClockSources* sources) : tsc_usable_(true), sources_(sources) {}
 
 // A predictable branch on the hot path: sources_ is null outside tests.

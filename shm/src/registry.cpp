@@ -7,6 +7,7 @@
 
 #include "evring/codec/names.h"
 #include "evring/shm/bus.h"
+#include "evring/core/clock.h"
 #include "evring/core/wait.h"
 #include "evring/shm/process.h"
 
@@ -134,6 +135,9 @@ std::vector<TypeInfo> Bus::types() const {
 Result<std::unique_ptr<Producer>> Bus::producer(std::string_view service,
                                                 std::vector<std::string> domains) {
   EVRING_RETURN_IF_ERROR(validate_service_name(service));
+  // The producer's clock takes the process's EVRING_CLOCK (clock.h): a typo there is refused
+  // here rather than silently stamping events with the default clock.
+  EVRING_RETURN_IF_ERROR(core::clock_mode_from_env().status());
   if (domains.empty()) {
     if (!validate_domain(service).is_ok())
       return Status::invalid_argument("service '" + std::string(service) +

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdlib>
 #include <ctime>
 #include <fstream>
 #include <string>
@@ -187,6 +188,82 @@ TEST(UnixClockTest, ARealtimeStepBackNeverMakesValuesGoBack) {
 TEST(UnixClockTest, TscPathMatchesThePlatformCheck) {
   UnixClock clock;
   EXPECT_EQ(clock.uses_tsc(), tsc_clock_usable());
+}
+
+// The TSC path forced on (EVRING_CLOCK=tsc), as a KVM guest on kvm-clock would run it: the same
+// bounds as the default clock. Where the CPU has no invariant TSC it is clock_gettime again.
+TEST(UnixClockTest, ForcedTscTracksRealtimeAndNeverGoesBack) {
+  UnixClock clock(ClockMode::kTsc);
+  EXPECT_EQ(clock.uses_tsc(), tsc_clock_usable(ClockMode::kTsc));
+  constexpr std::uint64_t kSlackNs = 20'000;
+  std::uint64_t last = 0, calls = 0, run = 0, longest_run = 0, worst = 0;
+  const auto end = std::chrono::steady_clock::now() + std::chrono::milliseconds(60);
+  while (std::chrono::steady_clock::now() < end) {
+    const std::uint64_t before = unix_now_ns();
+    const std::uint64_t v = clock.now_ns();
+    const std::uint64_t after = unix_now_ns();
+    ++calls;
+    ASSERT_GE(v, last) << "call " << calls;
+    last = v;
+    if (v + kSlackNs < before || v > after + kSlackNs) {
+      longest_run = std::max(longest_run, ++run);
+      worst = std::max(worst, v > after ? v - after : before - v);
+    } else {
+      run = 0;
+    }
+    if (calls % 1000 == 0) std::this_thread::sleep_for(std::chrono::microseconds(300));
+  }
+  EXPECT_LE(longest_run, 64u) << "worst distance from CLOCK_REALTIME " << worst << " ns";
+}
+
+TEST(UnixClockTest, ModesDecideTheTscPath) {
+  EXPECT_FALSE(tsc_clock_usable(ClockMode::kRealtime));
+  EXPECT_FALSE(UnixClock(ClockMode::kRealtime).uses_tsc());
+  // auto asks for everything tsc asks for, and the kernel's clocksource besides.
+  if (tsc_clock_usable(ClockMode::kAuto)) {
+    EXPECT_TRUE(tsc_clock_usable(ClockMode::kTsc));
+  }
+  if (kernel_clocksource() == "tsc") {
+    EXPECT_EQ(tsc_clock_usable(ClockMode::kAuto), tsc_clock_usable(ClockMode::kTsc));
+  } else {
+    EXPECT_FALSE(tsc_clock_usable(ClockMode::kAuto));
+  }
+}
+
+TEST(UnixClockTest, ClockModesParseAndBadOnesAreNamed) {
+  for (const char* text : {"", "auto", "tsc", "realtime"}) {
+    auto mode = parse_clock_mode(text);
+    ASSERT_TRUE(mode.ok()) << text;
+    EXPECT_STREQ(clock_mode_name(mode.value()), *text ? text : "auto");
+  }
+  for (const char* text : {"TSC", "tsc ", "rdtsc", "monotonic"}) {
+    auto mode = parse_clock_mode(text);
+    ASSERT_FALSE(mode.ok()) << text;
+    EXPECT_EQ(mode.status().code(), Code::kInvalidArgument);
+    EXPECT_EQ(mode.status().message(),
+              "clock mode '" + std::string(text) + "' is not one of auto, tsc, realtime");
+  }
+}
+
+// EVRING_CLOCK picks the process's mode; a bad value is an error naming the variable, and a
+// clock built meanwhile takes auto.
+TEST(UnixClockTest, TheEnvironmentPicksTheModeAndABadValueIsNamed) {
+  const char* saved = std::getenv("EVRING_CLOCK");
+  const std::string restore = saved ? saved : "";
+  ::setenv("EVRING_CLOCK", "realtime", 1);
+  ASSERT_TRUE(clock_mode_from_env().ok());
+  EXPECT_EQ(clock_mode_from_env().value(), ClockMode::kRealtime);
+  EXPECT_FALSE(UnixClock().uses_tsc());
+  EXPECT_FALSE(tsc_clock_usable());
+  ::setenv("EVRING_CLOCK", "tcs", 1);
+  auto bad = clock_mode_from_env();
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.status().message(), "EVRING_CLOCK: clock mode 'tcs' is not one of auto, tsc, realtime");
+  EXPECT_EQ(UnixClock().uses_tsc(), tsc_clock_usable(ClockMode::kAuto));
+  ::unsetenv("EVRING_CLOCK");
+  ASSERT_TRUE(clock_mode_from_env().ok());
+  EXPECT_EQ(clock_mode_from_env().value(), ClockMode::kAuto);
+  if (saved) ::setenv("EVRING_CLOCK", restore.c_str(), 1);
 }
 
 // The name the TSC check and the benches' reports go by: sysfs's line without its newline.

@@ -13,6 +13,7 @@
 #include <chrono>
 #include <thread>
 #include <cstring>
+#include <cstdlib>
 #include <string>
 #include <vector>
 
@@ -295,6 +296,24 @@ TEST(BusProducerTest, ServiceThatIsNotAValidDomainMustNameItsDomains) {
   auto p = bus->producer("Chat-Svc", {"chat", "dm", "chat"});
   ASSERT_TRUE(p.ok()) << p.status().to_string();
   EXPECT_EQ((*p)->domains(), (std::vector<std::string>{"chat", "dm"}));
+}
+
+// A typo in EVRING_CLOCK would otherwise stamp every event with the default clock unnoticed:
+// the producer is refused, naming the variable, and nothing is registered.
+TEST(BusProducerTest, ABadEvringClockIsRefusedAndRegistersNothing) {
+  TestBus bus;
+  ASSERT_TRUE(bus.ok());
+  const char* saved = std::getenv("EVRING_CLOCK");
+  const std::string restore = saved ? saved : "";
+  ::setenv("EVRING_CLOCK", "rdtsc", 1);
+  expect_status(bus->producer("shop").status(), Code::kInvalidArgument,
+                "EVRING_CLOCK: clock mode 'rdtsc' is not one of auto, tsc, realtime");
+  EXPECT_TRUE(bus->producers().empty());
+  ::setenv("EVRING_CLOCK", "realtime", 1);
+  auto p = bus->producer("shop");
+  ASSERT_TRUE(p.ok()) << p.status().to_string();
+  if (saved) ::setenv("EVRING_CLOCK", restore.c_str(), 1);
+  else ::unsetenv("EVRING_CLOCK");
 }
 
 TEST(BusProducerTest, DomainOwnedByAnotherServiceIsRefusedNamingTheOwner) {

@@ -172,6 +172,29 @@ TEST_F(BenchVerbTest, BadFlagsAreOneLineUsageErrors) {
   expect_one_error_line(o, "subcommand");
 }
 
+// --clock picks how producers stamp events (EVRING_CLOCK for the bench's processes), and the
+// report says which clock they used; a bad mode is a usage error before anything runs.
+TEST_F(BenchVerbTest, ClockFlagChoosesTheEventClockAndBadModesAreUsageErrors) {
+  struct Case {
+    const char* mode;
+    std::string clock;
+  };
+  const std::vector<Case> cases = {
+      {"realtime", "clock_gettime"},
+      {"tsc", evring::core::tsc_clock_usable(evring::core::ClockMode::kTsc) ? "tsc" : "clock_gettime"},
+  };
+  for (const Case& c : cases) {
+    Output o = run({"bench", "throughput", "--seconds", "0.05", "--runs", "1", "--no-peers",
+                    "--clock", c.mode, "--json"});
+    ASSERT_EQ(o.code, 0) << o.err;
+    EXPECT_EQ(last_json_line(o.out).value("event_clock", ""), c.clock) << c.mode;
+  }
+  Output o = run({"bench", "latency", "--clock", "rdtsc"});
+  EXPECT_EQ(o.code, 2);
+  expect_one_error_line(o, "--clock: clock mode 'rdtsc' is not one of auto, tsc, realtime");
+  EXPECT_EQ(o.out.find("p50"), std::string::npos) << "nothing was measured";
+}
+
 TEST_F(BenchVerbTest, BadAgainstListsAreOneLineUsageErrors) {
   struct Case {
     std::vector<std::string> args;

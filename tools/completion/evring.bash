@@ -26,8 +26,8 @@ _evring_value_flags() {
     exporter) echo "--listen" ;;
     bench-throughput)
       echo "--payload --seconds --runs --cpus --partitions --producers --consumers --batch" \
-           "--dedup-bits-per-key --against" ;;
-    bench-latency) echo "--payload --seconds --runs --cpus --rate --wait --hgrm" ;;
+           "--dedup-bits-per-key --against --clock" ;;
+    bench-latency) echo "--payload --seconds --runs --cpus --rate --wait --hgrm --clock" ;;
     bench-peers) echo "--cpus --seconds --runs --payload --slot-bytes --cases" ;;
   esac
 }
@@ -52,6 +52,7 @@ _evring_flag_values() {
     --from) echo "earliest latest committed" ;;
     --format) echo "json table cloudevents" ;;
     --wait) echo "spin yield block" ;;
+    --clock) echo "auto tsc realtime" ;;
     --classification) echo "public internal confidential restricted" ;;
     --cases)
       echo "pingpong bare_spsc bare_spsc_slot boost_mq boost_spsc_shm moodycamel_cq" \

@@ -9,13 +9,17 @@
 // millisecond. Where the TSC does not track real time (seen on a KVM guest across vCPU sleeps
 // and descheduling), at most 64 calls or 1 ms are behind before an anchor corrects it, and an
 // anchor that finds the extrapolation more than 5 us off drops the calibration until a clean
-// millisecond recalibrates. Used only where the CPU promises an invariant TSC and the kernel
-// itself keeps time with it (clocksource "tsc"); otherwise every call is clock_gettime.
+// millisecond recalibrates. Where it is used is a per-process choice (ClockMode, EVRING_CLOCK):
+// by default only where the CPU promises an invariant TSC and the kernel itself keeps time with
+// it (clocksource "tsc"); otherwise every call is clock_gettime.
 //
 // Values returned by one UnixClock never go backwards. One instance per thread (it is not
 // synchronized): RingProducer owns one.
 #include <cstdint>
 #include <string>
+#include <string_view>
+
+#include "evring/codec/status.h"
 
 namespace evring::core {
 
@@ -27,9 +31,27 @@ struct ClockSources {
   void* context;
 };
 
+// Which clock stamps events, chosen per process by the environment variable EVRING_CLOCK:
+//  - auto (unset or empty too): the TSC path where the kernel's clocksource is "tsc";
+//  - tsc: the TSC path wherever the CPU promises an invariant TSC, whatever the clocksource. For
+//    KVM guests on kvm-clock: its vDSO reads the same TSC and scales it with the host's pvclock
+//    parameters, at 26 ns a call against 11 ns for the TSC alone (AMD Zen 5 guest). The TSC path
+//    re-anchors on clock_gettime at least every 64 calls and after every 50 us gap, and drops its
+//    calibration when an anchor finds it 5 us off; a stall that the TSC does not count (some
+//    hosts stop a descheduled vCPU's TSC) leaves at most 64 timestamps behind by the stall;
+//  - realtime: clock_gettime on every call.
+enum class ClockMode : std::uint8_t { kAuto, kTsc, kRealtime };
+Result<ClockMode> parse_clock_mode(std::string_view text);
+// EVRING_CLOCK's mode; an error naming the variable and its value when it is none of the three.
+// Read on every call (Bus::producer refuses a bad value; UnixClock() then takes kAuto).
+Result<ClockMode> clock_mode_from_env();
+const char* clock_mode_name(ClockMode mode);
+
 class UnixClock {
  public:
+  // The process's mode (clock_mode_from_env, kAuto when it is invalid).
   UnixClock();
+  explicit UnixClock(ClockMode mode);
   // With the TSC path forced on and both readings taken from `sources` (which must outlive
   // the clock).
   explicit UnixClock(const ClockSources* sources);
@@ -55,8 +77,10 @@ class UnixClock {
   std::uint32_t calls_since_anchor_ = 0;  // anchors at least every kAnchorEveryCalls calls
 };
 
-// The TSC path's preconditions: invariant TSC (CPUID 0x80000007 EDX bit 8) and the kernel's
-// current clocksource is "tsc". Evaluated once per process.
+// Whether a clock in `mode` takes the TSC path: an invariant TSC (CPUID 0x80000007 EDX bit 8)
+// always, and for kAuto the kernel's clocksource "tsc". The platform facts are read once per
+// process. Without an argument: the process's mode, as UnixClock() takes it.
+bool tsc_clock_usable(ClockMode mode);
 bool tsc_clock_usable();
 
 // The kernel's current clocksource ("tsc", "kvm-clock", ...) without its newline; empty when
