@@ -97,6 +97,15 @@ inline uint32_t slot_bytes_for(size_t key_bytes, size_t payload) {
   return static_cast<uint32_t>(std::max<size_t>(s, core::kMinSlotBytes));
 }
 
+// The bytes a published event with a key of key_bytes occupies in its slot, in whole cache lines:
+// the slot header, the compact envelope header with every optional group elided (the bench's
+// events carry no idempotency key, correlation, causation, revision or origin), key, payload.
+inline uint32_t span_bytes_for(size_t key_bytes, size_t payload) {
+  size_t need = core::kSlotHeaderBytes + core::compact_header_bytes(core::kCompactElideMask) +
+                key_bytes + payload;
+  return static_cast<uint32_t>((need + 63) / 64 * 64);
+}
+
 // Removes the bus on every exit path of a run.
 struct BusGuard {
   std::string name;

@@ -295,6 +295,7 @@ int run_throughput(const Options& o) {
   pc.seconds = o.seconds;
   pc.payload_bytes = o.payload;
   pc.slot_bytes = slot_bytes_for(8, o.payload);  // bare_spsc_slot moves what one slot holds
+  pc.span_bytes = span_bytes_for(8, o.payload);  // bare_spsc_span moves the lines an event spans
   std::vector<CaseFn> peer_fns;
   for (const std::string& name : o.against)
     for (const CaseInfo& c : all_cases(pc))
@@ -340,9 +341,11 @@ int run_throughput(const Options& o) {
   std::vector<Summary> sp;
   for (std::size_t k = 0; k < o.against.size(); ++k) {
     sp.push_back(summarize(peer_eps[k]));
-    const std::string what = o.against[k] == "bare_spsc_slot"
-                                 ? " (" + std::to_string(pc.slot_bytes) + " B messages, one slot)"
-                                 : "";
+    const std::string what =
+        o.against[k] == "bare_spsc_slot"   ? " (" + std::to_string(pc.slot_bytes) + " B messages, one slot)"
+        : o.against[k] == "bare_spsc_span" ? " (" + std::to_string(pc.span_bytes) +
+                                                 " B messages, the lines one event spans)"
+                                           : "";
     std::printf("peers %s%s msgs_per_s median %.0f (min %.0f max %.0f); ratio evring/%s %.3f%s\n",
                 o.against[k].c_str(), what.c_str(), sp[k].median, sp[k].min, sp[k].max,
                 o.against[k].c_str(), se.median / sp[k].median, target_against(o.against[k]));

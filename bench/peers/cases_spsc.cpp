@@ -152,4 +152,8 @@ std::vector<Metric> run_bare_spsc_slot(const CaseConfig& cfg) {
   return throughput_metrics(bare_throughput(cfg, cfg.slot_bytes), cfg.slot_bytes);
 }
 
+std::vector<Metric> run_bare_spsc_span(const CaseConfig& cfg) {
+  return throughput_metrics(bare_throughput(cfg, cfg.span_bytes), cfg.span_bytes);
+}
+
 }  // namespace evring::bench

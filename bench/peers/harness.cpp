@@ -31,6 +31,7 @@ std::vector<CaseInfo> all_cases(const CaseConfig& cfg) {
       {"pingpong", run_pingpong, "", ""},
       {"bare_spsc", run_bare_spsc, "", ""},
       {"bare_spsc_slot", run_bare_spsc_slot, "", ""},
+      {"bare_spsc_span", run_bare_spsc_span, "", ""},
       {"boost_mq", run_boost_mq, "", ""},
       {"boost_spsc_shm", run_boost_spsc_shm, "", rounded},
       {"moodycamel_cq", run_moodycamel_cq, moodycamel_cq_unavailable(), rounded},
@@ -62,8 +63,10 @@ void print_help() {
       "  --runs N           runs, cases interleaved round-robin; median/min/max (default 5)\n"
       "  --payload BYTES    message size, 8..4096 (default 64)\n"
       "  --slot-bytes BYTES message size of bare_spsc_slot (default 256)\n"
-      "  --cases a,b,...    subset of: pingpong bare_spsc bare_spsc_slot boost_mq\n"
-      "                     boost_spsc_shm moodycamel_cq moodycamel_rwq\n"
+      "  --span-bytes BYTES message size of bare_spsc_span (default 128: the lines a 64 B\n"
+      "                     evring event spans in its slot)\n"
+      "  --cases a,b,...    subset of: pingpong bare_spsc bare_spsc_slot bare_spsc_span\n"
+      "                     boost_mq boost_spsc_shm moodycamel_cq moodycamel_rwq\n"
       "  --quick            0.1 s and 1 run per case, every message still checked\n"
       "  --json             one JSON object on stdout instead of the table\n"
       "exit: 0 done, 1 a measurement failed, 2 bad command line\n",
@@ -111,6 +114,8 @@ Options parse_options(int argc, char** argv) {
       o.cfg.payload_bytes = static_cast<size_t>(parse_number(a, value(), 8, kMaxTypedBytes));
     } else if (a == "--slot-bytes") {
       o.cfg.slot_bytes = static_cast<size_t>(parse_number(a, value(), 8, 1 << 20));
+    } else if (a == "--span-bytes") {
+      o.cfg.span_bytes = static_cast<size_t>(parse_number(a, value(), 8, 1 << 20));
     } else if (a == "--cases") {
       o.cases = split_case_names(value());
     } else if (a == "--quick") {
@@ -204,8 +209,10 @@ int evring_peers_main(int argc, char** argv) {
     std::printf("cpu model : %s\n", cpu_model.c_str());
     std::printf("cpus      : producer/initiator %d, consumer/echo %d\n", cfg.producer_cpu,
                 cfg.consumer_cpu);
-    std::printf("payload   : %zu B (bare_spsc_slot %zu B), queues hold %llu messages\n",
-                cfg.payload_bytes, cfg.slot_bytes, static_cast<unsigned long long>(kQueueCapacity));
+    std::printf("payload   : %zu B (bare_spsc_slot %zu B, bare_spsc_span %zu B), queues hold %llu "
+                "messages\n",
+                cfg.payload_bytes, cfg.slot_bytes, cfg.span_bytes,
+                static_cast<unsigned long long>(kQueueCapacity));
     std::printf("runs      : %d x %.3g s per measurement, cases interleaved round-robin\n",
                 opt.runs, cfg.seconds);
     std::printf(
@@ -257,11 +264,11 @@ int evring_peers_main(int argc, char** argv) {
   if (opt.json) {
     std::printf(
         "{\"tool\":\"evring-peers\",\"env\":{\"cpu_model\":%s,\"cpus\":[%d,%d],"
-        "\"payload_bytes\":%zu,\"slot_bytes\":%zu,\"queue_capacity\":%llu,"
+        "\"payload_bytes\":%zu,\"slot_bytes\":%zu,\"span_bytes\":%zu,\"queue_capacity\":%llu,"
         "\"seconds\":%g,\"runs\":%d,\"timer\":\"clock_gettime(CLOCK_MONOTONIC)\","
         "\"timer_overhead_ns\":%.1f,\"optimised\":%s,\"warning\":%s},\"cases\":{",
         json_string(cpu_model).c_str(), cfg.producer_cpu, cfg.consumer_cpu, cfg.payload_bytes,
-        cfg.slot_bytes, static_cast<unsigned long long>(kQueueCapacity), cfg.seconds, opt.runs,
+        cfg.slot_bytes, cfg.span_bytes, static_cast<unsigned long long>(kQueueCapacity), cfg.seconds, opt.runs,
         timer_ns, warning.empty() ? "true" : "false", json_string(warning).c_str());
     bool first_case = true;
     for (const CaseInfo& c : cases) {

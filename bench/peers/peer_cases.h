@@ -22,6 +22,10 @@ struct CaseConfig {
   double seconds = 1.0;  // per measurement
   size_t payload_bytes = 64;
   size_t slot_bytes = 256;
+  // Message size of bare_spsc_span: the bytes one evring event of payload_bytes occupies in its
+  // slot, in whole cache lines (slot header, compact envelope header, an 8-byte key, payload:
+  // 128 for 64 B), i.e. the lines that cross between the cores per event.
+  size_t span_bytes = 128;
 };
 
 // One figure. The name carries the unit: "*_per_s" is a rate (higher is better), "*_ns" a
@@ -55,6 +59,7 @@ inline void add_rtt_metrics(std::vector<Metric>& out, const LatencyHistogram& h)
 std::vector<Metric> run_pingpong(const CaseConfig& cfg);
 std::vector<Metric> run_bare_spsc(const CaseConfig& cfg);
 std::vector<Metric> run_bare_spsc_slot(const CaseConfig& cfg);
+std::vector<Metric> run_bare_spsc_span(const CaseConfig& cfg);
 // cases_boost.cpp
 std::vector<Metric> run_boost_mq(const CaseConfig& cfg);
 std::vector<Metric> run_boost_spsc_shm(const CaseConfig& cfg);

@@ -2,7 +2,7 @@
 # Scaling matrix and same-run references for issue #5, on whatever machine runs it.
 #   producers 1 2 4 8 over 1 and 8 partitions (1 consumer); consumers 1 2 4 (1 producer);
 #   the 1+1 headline (batch 1 and 16, exclusive, dedup) with bare_spsc in the same run (batch 1
-#   and 16 also bare_spsc_slot and Boost message_queue), and five
+#   and 16 also bare_spsc_slot, bare_spsc_span and Boost message_queue), and five
 #   interleaved rounds of shared / exclusive / dedup; latency + RTT (shared and exclusive)
 #   beside the ping-pong; every peer case.
 # Every process gets its own CPU when the machine has enough (--cpus 0..N-1). Outputs one file
@@ -32,7 +32,7 @@ run() {  # run NAME TIMEOUT CMD...
 
 # The three references of issue #5 alternate with the evring runs of one command, so their
 # ratios hold even when the host changes speed between commands.
-refs=bare_spsc,bare_spsc_slot,boost_mq
+refs=bare_spsc,bare_spsc_slot,bare_spsc_span,boost_mq
 run tp_1p1c 120 "$B" throughput --cpus 0,1 --seconds "$DUR" --runs 5 --against "$refs" --json
 run tp_1p1c_exclusive 90 "$B" throughput --cpus 0,1 --seconds "$DUR" --runs 5 --exclusive --json
 run tp_1p1c_batch16 120 "$B" throughput --cpus 0,1 --seconds "$DUR" --runs 5 --batch 16 \

@@ -81,7 +81,7 @@ def main():
         # A separate command from evring's runs: its rates are listed, not divided into evring's
         # (the throughput rows above carry the same-run ratios).
         rates = [f"{case} {m(metric(case, 'msgs_per_s'))}"
-                 for case in ("bare_spsc", "bare_spsc_slot", "boost_mq", "boost_spsc_shm",
+                 for case in ("bare_spsc", "bare_spsc_slot", "bare_spsc_span", "boost_mq", "boost_spsc_shm",
                               "moodycamel_cq", "moodycamel_rwq")
                  if metric(case, "msgs_per_s")]
         print("peers run (msgs/s): " + "; ".join(rates))

@@ -70,17 +70,20 @@ TEST_F(BenchVerbTest, ThroughputAccountsForEveryEventPerConsumer) {
 
 TEST_F(BenchVerbTest, ThroughputAgainstSeveralCasesGivesEachRatioFromTheSameRuns) {
   Output o = run({"bench", "throughput", "--seconds", "0.1", "--runs", "2", "--against",
-                  "bare_spsc_slot,boost_mq", "--json"});
+                  "bare_spsc_slot,bare_spsc_span,boost_mq", "--json"});
   ASSERT_EQ(o.code, 0) << o.err;
   EXPECT_NE(o.out.find("peers bare_spsc_slot (256 B messages, one slot)"), std::string::npos)
       << "a 64 B event takes a 256 B slot: " << o.out;
+  EXPECT_NE(o.out.find("peers bare_spsc_span (128 B messages, the lines one event spans)"),
+            std::string::npos)
+      << "a 64 B event with its compact header and 8-byte key spans two lines: " << o.out;
   EXPECT_NE(o.out.find("ratio evring/boost_mq"), std::string::npos) << o.out;
   json j = last_json_line(o.out);
   EXPECT_FALSE(j.contains("ratio_vs_bare_spsc")) << "bare_spsc was not asked for";
   ASSERT_TRUE(j.contains("against"));
-  ASSERT_EQ(j["against"].size(), 2u);
+  ASSERT_EQ(j["against"].size(), 3u);
   const double evring = j["events_per_sec"]["median"];
-  for (const char* name : {"bare_spsc_slot", "boost_mq"}) {
+  for (const char* name : {"bare_spsc_slot", "bare_spsc_span", "boost_mq"}) {
     ASSERT_TRUE(j["against"].contains(name)) << name;
     const json& c = j["against"][name];
     ASSERT_EQ(c["runs"].size(), 2u) << name << ": one run after each evring run";
@@ -129,6 +132,24 @@ TEST_F(BenchVerbTest, PeersRunTheReferenceCases) {
   EXPECT_NE(o.out.find("bare_spsc"), std::string::npos);
   json j = json::parse(o.out);
   EXPECT_TRUE(j.is_object());
+}
+
+// bare_spsc_span moves --span-bytes messages (the lines one event spans): bytes/s is messages/s
+// times that size. Sizes out of range are usage errors.
+TEST_F(BenchVerbTest, PeersSpanCaseMovesSpanBytesMessages) {
+  Output o = run({"bench", "peers", "--quick", "--cases", "bare_spsc_span", "--span-bytes", "192",
+                  "--json"});
+  ASSERT_EQ(o.code, 0) << o.err;
+  json j = json::parse(o.out);
+  EXPECT_EQ(j["env"]["span_bytes"], 192);
+  const json& m = j["cases"]["bare_spsc_span"]["metrics"];
+  const double msgs = m["msgs_per_s"]["median"], bytes = m["bytes_per_s"]["median"];
+  EXPECT_GT(msgs, 0.0);
+  EXPECT_NEAR(bytes, msgs * 192, msgs * 192 * 1e-6);
+  o = run({"bench", "peers", "--span-bytes", "4"});
+  EXPECT_EQ(o.code, 2);
+  EXPECT_NE(o.err.find("--span-bytes wants a number in [8, 1.04858e+06], got '4'"), std::string::npos)
+      << o.err;
 }
 
 TEST_F(BenchVerbTest, ExclusiveThroughputAndRoundTripAccountForEveryEvent) {
@@ -203,7 +224,7 @@ TEST_F(BenchVerbTest, BadAgainstListsAreOneLineUsageErrors) {
   const std::vector<Case> cases = {
       {{"--against", "pingpong"}, "--against: pingpong measures a round trip, not a rate"},
       {{"--against", "bare_spsc,nosuch"},
-       "--against: unknown case 'nosuch' (bare_spsc, bare_spsc_slot, boost_mq"},
+       "--against: unknown case 'nosuch' (bare_spsc, bare_spsc_slot, bare_spsc_span, boost_mq"},
       {{"--against", "boost_mq,boost_mq"}, "--against: case 'boost_mq' named twice"},
       {{"--against", "bare_spsc,"}, "--against needs case names separated by commas"},
       {{"--against", "boost_mq", "--no-peers"},

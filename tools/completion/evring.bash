@@ -28,7 +28,7 @@ _evring_value_flags() {
       echo "--payload --seconds --runs --cpus --partitions --producers --consumers --batch" \
            "--dedup-bits-per-key --against --clock" ;;
     bench-latency) echo "--payload --seconds --runs --cpus --rate --wait --hgrm --clock" ;;
-    bench-peers) echo "--cpus --seconds --runs --payload --slot-bytes --cases" ;;
+    bench-peers) echo "--cpus --seconds --runs --payload --slot-bytes --span-bytes --cases" ;;
   esac
 }
 
@@ -55,10 +55,11 @@ _evring_flag_values() {
     --clock) echo "auto tsc realtime" ;;
     --classification) echo "public internal confidential restricted" ;;
     --cases)
-      echo "pingpong bare_spsc bare_spsc_slot boost_mq boost_spsc_shm moodycamel_cq" \
+      echo "pingpong bare_spsc bare_spsc_slot bare_spsc_span boost_mq boost_spsc_shm moodycamel_cq" \
            "moodycamel_rwq" ;;
     --against)
-      echo "bare_spsc bare_spsc_slot boost_mq boost_spsc_shm moodycamel_cq moodycamel_rwq" ;;
+      echo "bare_spsc bare_spsc_slot bare_spsc_span boost_mq boost_spsc_shm moodycamel_cq" \
+           "moodycamel_rwq" ;;
     --data-file | --hgrm) echo "FILE" ;;
   esac
 }
