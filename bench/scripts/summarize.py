@@ -40,6 +40,9 @@ def throughput_row(out, name, label):
     if against:  # every reference alternated with the evring runs of this command
         for case, c in against.items():
             line += f", {c['ratio']:.2f}x {case} ({m(c['msgs_per_sec']['median'])})"
+            r = c.get("ratio_per_run")  # each evring run over the case's run right after it
+            if r:
+                line += f" [per run {r['median']:.2f}x, {r['min']:.2f}-{r['max']:.2f}]"
     elif d.get("bare_spsc_msgs_per_sec"):  # output of a build before --against
         bare = d["bare_spsc_msgs_per_sec"]
         line += f", {e['median'] / bare['median']:.2f}x bare_spsc ({m(bare['median'])})"

@@ -94,6 +94,14 @@ TEST_F(BenchVerbTest, ThroughputAgainstSeveralCasesGivesEachRatioFromTheSameRuns
     const double median = c["msgs_per_sec"]["median"];
     EXPECT_NEAR(median, (a + b) / 2, 1.0) << name;
     EXPECT_NEAR(c["ratio"].get<double>(), evring / median, 1e-3) << name;
+    // Per run: each evring run over the case's run right after it (pairs, not medians).
+    const json& runs = j["runs"];
+    const double r0 = runs[0]["events_per_sec"].get<double>() / a;
+    const double r1 = runs[1]["events_per_sec"].get<double>() / b;
+    const json& pr = c["ratio_per_run"];
+    EXPECT_NEAR(pr["min"].get<double>(), std::min(r0, r1), 1e-3) << name;
+    EXPECT_NEAR(pr["max"].get<double>(), std::max(r0, r1), 1e-3) << name;
+    EXPECT_NEAR(pr["median"].get<double>(), (r0 + r1) / 2, 1e-3) << name;
   }
 }
 
