@@ -24,6 +24,11 @@ namespace bip = boost::interprocess;
 namespace evring {
 namespace {
 
+// A bus not ready this long after its creation never will be (Bus::open): create() fills the
+// header in microseconds and formats the ring in milliseconds (the prefault before it runs while
+// the magic is still zero, so openers are refused as "not an evring segment" then).
+constexpr std::uint64_t kReadyWaitAfterCreateNs = 2'000'000'000;
+
 constexpr std::string_view kObjectPrefix = "evring.";
 constexpr std::size_t kMaxBusNameBytes = 48;
 
@@ -308,7 +313,29 @@ Result<std::shared_ptr<Bus>> Bus::open(std::string_view name, Access access) {
         std::to_string(h.ring_layout_version) + "; this build reads " +
         std::to_string(shm::kSegmentLayoutVersion) + "/" + std::to_string(core::kRingLayoutVersion));
   // SYNC POINT: acquire pairs with create()'s release of ready.
+  // A creator fills the header in microseconds and formats the ring in milliseconds: wait up to a
+  // second for ready, but not for a bus that will never be ready: its creator is gone (it died
+  // mid-create), or it was created more than 2 s ago (a stuck creator or a scribbled word; the
+  // segment fuzzer's inputs used to pay two seconds each here). Until create() has written
+  // creator_pid and its start time, they read 0: not a verdict. Looked at every 100 ms (the
+  // liveness check reads /proc).
+  auto never_ready = [&]() -> std::string {
+    const std::uint64_t created = h.created_unix_ns, now = unix_now_ns();
+    if (h.creator_pid != 0 && h.creator_start_time != 0 &&
+        !shm::process_alive(static_cast<pid_t>(h.creator_pid), h.creator_start_time))
+      return who + " is not initialised and its creator (pid " + std::to_string(h.creator_pid) +
+             ") is gone";
+    if (created != 0 && now > created + kReadyWaitAfterCreateNs)
+      return who + " is not initialised " + std::to_string((now - created) / 1'000'000'000) +
+             " s after its creation (a stuck creator or a corrupt segment)";
+    if (created > now + kReadyWaitAfterCreateNs)  // beyond any clock skew between processes
+      return who + " is not initialised and its creation time is " +
+             std::to_string((created - now) / 1'000'000'000) + " s in the future (a corrupt segment)";
+    return {};
+  };
   for (int i = 0; h.ready.load(std::memory_order_acquire) != 1; ++i) {
+    if (i % 100 == 0)
+      if (std::string why = never_ready(); !why.empty()) return Status::unavailable(why);
     if (i >= 1000) return Status::unavailable(who + " is not initialised (its creator may have died)");
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }

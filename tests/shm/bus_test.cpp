@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 #include <poll.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -17,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "evring/codec/ids.h"
 #include "evring/shm/segment_layout.h"
 #include "shm/test_bus.h"
 
@@ -251,6 +253,48 @@ TEST(BusTest, OpenReportsAnInvalidRingHeaderAsCorruption) {
   pwrite_at(bus.name(), static_cast<off_t>(ring_offset + offsetof(core::RingHeader, slots_per_partition)),
             &slots, sizeof slots);
   expect_status(Bus::open(bus.name()).status(), Code::kCorruption, "ring header");
+}
+
+// A bus that is not ready is waited for only while it can still become ready: not when its
+// creator is gone (it died mid-create), nor long after its creation (a stuck creator, or a
+// scribbled ready word). Both are unavailable, named, and the bus is left as it was.
+TEST(BusTest, OpenDoesNotWaitForABusThatCanNeverBeReady) {
+  TestBus bus;
+  ASSERT_TRUE(bus.ok());
+  const std::uint32_t not_ready = 0;
+  pwrite_at(bus.name(), offsetof(shm::SegmentHeader, ready), &not_ready, sizeof not_ready);
+  // Created a minute ago, by this (live) process.
+  const std::uint64_t minute_ago = unix_now_ns() - 60'000'000'000ull;
+  pwrite_at(bus.name(), offsetof(shm::SegmentHeader, created_unix_ns), &minute_ago, sizeof minute_ago);
+  auto r = Bus::open(bus.name());
+  ASSERT_FALSE(r.ok());
+  expect_status(r.status(), Code::kUnavailable,
+                "bus '" + bus.name() + "' is not initialised 60 s after its creation");
+  // Or in a minute, which no clock skew explains.
+  const std::uint64_t in_a_minute = unix_now_ns() + 60'500'000'000ull;
+  pwrite_at(bus.name(), offsetof(shm::SegmentHeader, created_unix_ns), &in_a_minute, sizeof in_a_minute);
+  r = Bus::open(bus.name());
+  ASSERT_FALSE(r.ok());
+  expect_status(r.status(), Code::kUnavailable,
+                "bus '" + bus.name() + "' is not initialised and its creation time is 60 s in the future");
+  // Created just now by a process that has exited.
+  const pid_t child = ::fork();
+  if (child == 0) ::_exit(0);
+  ASSERT_GT(child, 0);
+  ASSERT_EQ(::waitpid(child, nullptr, 0), child);
+  const std::uint64_t now = unix_now_ns();
+  const std::uint32_t dead = static_cast<std::uint32_t>(child);
+  pwrite_at(bus.name(), offsetof(shm::SegmentHeader, created_unix_ns), &now, sizeof now);
+  pwrite_at(bus.name(), offsetof(shm::SegmentHeader, creator_pid), &dead, sizeof dead);
+  r = Bus::open(bus.name(), Access::kReadOnly);
+  ASSERT_FALSE(r.ok());
+  expect_status(r.status(), Code::kUnavailable,
+                "bus '" + bus.name() + "' is not initialised and its creator (pid " +
+                    std::to_string(child) + ") is gone");
+  // Ready again: it opens.
+  const std::uint32_t ready = 1;
+  pwrite_at(bus.name(), offsetof(shm::SegmentHeader, ready), &ready, sizeof ready);
+  EXPECT_TRUE(Bus::open(bus.name()).ok());
 }
 
 TEST(BusTest, ReadOnlyOpenRefusesRegistryWrites) {
