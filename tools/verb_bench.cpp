@@ -127,8 +127,8 @@ void add_bench_verb(CLI::App& app, VerbList& verbs) {
   b->peers->add_option("--runs", "runs, cases interleaved round-robin (default 5)");
   b->peers->add_option("--payload", "message size, 8..4096 (default 64)");
   b->peers->add_option("--slot-bytes", "message size of bare_spsc_slot (default 256)");
-  b->peers->add_option("--span-bytes",
-                       "message size of bare_spsc_span (default 128: the lines a 64 B event spans)");
+  b->peers->add_option(
+      "--span-bytes", "message size of bare_spsc_span (default 128: the lines a 64 B event spans)");
   b->peers->add_option("--cases", "subset, comma separated: pingpong bare_spsc bare_spsc_slot "
                                   "boost_mq boost_spsc_shm moodycamel_cq moodycamel_rwq");
   b->peers->add_flag("--quick")->description("0.1 s and 1 run per case");

@@ -347,15 +347,17 @@ int run_throughput(const Options& o) {
     for (std::size_t i = 0; i < eps.size(); ++i) per_run.push_back(eps[i] / peer_eps[k][i]);
     sr.push_back(summarize(per_run));
     const std::string what =
-        o.against[k] == "bare_spsc_slot"   ? " (" + std::to_string(pc.slot_bytes) + " B messages, one slot)"
-        : o.against[k] == "bare_spsc_span" ? " (" + std::to_string(pc.span_bytes) +
-                                                 " B messages, the lines one event spans)"
-                                           : "";
-    std::printf("peers %s%s msgs_per_s median %.0f (min %.0f max %.0f); ratio evring/%s %.3f%s; "
-                "per run %.3f (%.3f-%.3f)\n",
-                o.against[k].c_str(), what.c_str(), sp[k].median, sp[k].min, sp[k].max,
-                o.against[k].c_str(), se.median / sp[k].median, target_against(o.against[k]),
-                sr[k].median, sr[k].min, sr[k].max);
+        o.against[k] == "bare_spsc_slot"
+            ? " (" + std::to_string(pc.slot_bytes) + " B messages, one slot)"
+        : o.against[k] == "bare_spsc_span"
+            ? " (" + std::to_string(pc.span_bytes) + " B messages, the lines one event spans)"
+            : "";
+    std::printf(
+        "peers %s%s msgs_per_s median %.0f (min %.0f max %.0f); ratio evring/%s %.3f%s; "
+        "per run %.3f (%.3f-%.3f)\n",
+        o.against[k].c_str(), what.c_str(), sp[k].median, sp[k].min, sp[k].max,
+        o.against[k].c_str(), se.median / sp[k].median, target_against(o.against[k]), sr[k].median,
+        sr[k].min, sr[k].max);
   }
   if (o.json) {
     std::ostringstream j;
@@ -382,12 +384,13 @@ int run_throughput(const Options& o) {
     if (!o.against.empty()) {
       j << ",\"against\":{";
       for (std::size_t k = 0; k < o.against.size(); ++k) {
-        j << (k ? "," : "") << "\"" << o.against[k] << "\":{\"msgs_per_sec\":{\"median\":"
-          << fmt(sp[k].median) << ",\"min\":" << fmt(sp[k].min) << ",\"max\":"
-          << fmt(sp[k].max) << "},\"runs\":" << json_doubles(peer_eps[k])
-          << ",\"ratio\":" << fmt(se.median / sp[k].median, 4) << ",\"ratio_per_run\":{\"median\":"
-          << fmt(sr[k].median, 4) << ",\"min\":" << fmt(sr[k].min, 4) << ",\"max\":"
-          << fmt(sr[k].max, 4) << "}}";
+        j << (k ? "," : "") << "\"" << o.against[k]
+          << "\":{\"msgs_per_sec\":{\"median\":" << fmt(sp[k].median)
+          << ",\"min\":" << fmt(sp[k].min) << ",\"max\":" << fmt(sp[k].max)
+          << "},\"runs\":" << json_doubles(peer_eps[k])
+          << ",\"ratio\":" << fmt(se.median / sp[k].median, 4)
+          << ",\"ratio_per_run\":{\"median\":" << fmt(sr[k].median, 4)
+          << ",\"min\":" << fmt(sr[k].min, 4) << ",\"max\":" << fmt(sr[k].max, 4) << "}}";
       }
       j << "}";
     }

@@ -209,10 +209,11 @@ int evring_peers_main(int argc, char** argv) {
     std::printf("cpu model : %s\n", cpu_model.c_str());
     std::printf("cpus      : producer/initiator %d, consumer/echo %d\n", cfg.producer_cpu,
                 cfg.consumer_cpu);
-    std::printf("payload   : %zu B (bare_spsc_slot %zu B, bare_spsc_span %zu B), queues hold %llu "
-                "messages\n",
-                cfg.payload_bytes, cfg.slot_bytes, cfg.span_bytes,
-                static_cast<unsigned long long>(kQueueCapacity));
+    std::printf(
+        "payload   : %zu B (bare_spsc_slot %zu B, bare_spsc_span %zu B), queues hold %llu "
+        "messages\n",
+        cfg.payload_bytes, cfg.slot_bytes, cfg.span_bytes,
+        static_cast<unsigned long long>(kQueueCapacity));
     std::printf("runs      : %d x %.3g s per measurement, cases interleaved round-robin\n",
                 opt.runs, cfg.seconds);
     std::printf(
@@ -268,8 +269,9 @@ int evring_peers_main(int argc, char** argv) {
         "\"seconds\":%g,\"runs\":%d,\"timer\":\"clock_gettime(CLOCK_MONOTONIC)\","
         "\"timer_overhead_ns\":%.1f,\"optimised\":%s,\"warning\":%s},\"cases\":{",
         json_string(cpu_model).c_str(), cfg.producer_cpu, cfg.consumer_cpu, cfg.payload_bytes,
-        cfg.slot_bytes, cfg.span_bytes, static_cast<unsigned long long>(kQueueCapacity), cfg.seconds, opt.runs,
-        timer_ns, warning.empty() ? "true" : "false", json_string(warning).c_str());
+        cfg.slot_bytes, cfg.span_bytes, static_cast<unsigned long long>(kQueueCapacity),
+        cfg.seconds, opt.runs, timer_ns, warning.empty() ? "true" : "false",
+        json_string(warning).c_str());
     bool first_case = true;
     for (const CaseInfo& c : cases) {
       std::printf("%s%s:{", first_case ? "" : ",", json_string(c.name).c_str());

@@ -13,8 +13,8 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
-#include <thread>
 #include <ctime>
+#include <thread>
 
 #include "evring/codec/names.h"
 #include "evring/shm/process.h"
@@ -330,7 +330,8 @@ Result<std::shared_ptr<Bus>> Bus::open(std::string_view name, Access access) {
              " s after its creation (a stuck creator or a corrupt segment)";
     if (created > now + kReadyWaitAfterCreateNs)  // beyond any clock skew between processes
       return who + " is not initialised and its creation time is " +
-             std::to_string((created - now) / 1'000'000'000) + " s in the future (a corrupt segment)";
+             std::to_string((created - now) / 1'000'000'000) +
+             " s in the future (a corrupt segment)";
     return {};
   };
   for (int i = 0; h.ready.load(std::memory_order_acquire) != 1; ++i) {
@@ -442,7 +443,8 @@ int expected_registry_mutex_kind() {
 
 int registry_mutex_kind(const SegmentHeader& h) {
   // Relaxed, as glibc reads it: the kind is written once by create(), before ready's release.
-  return std::atomic_ref<int>(const_cast<int&>(h.registry_mutex.__data.__kind)).load(std::memory_order_relaxed);
+  return std::atomic_ref<int>(const_cast<int&>(h.registry_mutex.__data.__kind))
+      .load(std::memory_order_relaxed);
 }
 
 }  // namespace shm
@@ -454,9 +456,10 @@ Status Bus::lock_registry() const {
   timespec deadline{};
   clock_gettime(CLOCK_REALTIME, &deadline);
   deadline.tv_sec += 2;
-  if (const int kind = shm::registry_mutex_kind(*header_); kind != shm::expected_registry_mutex_kind())
-    return Status::corruption("the registry lock of bus '" + name_ + "' is corrupt (its kind word is " +
-                              std::to_string(kind) + ", not " +
+  if (const int kind = shm::registry_mutex_kind(*header_);
+      kind != shm::expected_registry_mutex_kind())
+    return Status::corruption("the registry lock of bus '" + name_ +
+                              "' is corrupt (its kind word is " + std::to_string(kind) + ", not " +
                               std::to_string(shm::expected_registry_mutex_kind()) +
                               "): registry updates are refused; recreate the bus");
   int rc = pthread_mutex_timedlock(&header_->registry_mutex, &deadline);

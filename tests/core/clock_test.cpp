@@ -258,7 +258,8 @@ TEST(UnixClockTest, TheEnvironmentPicksTheModeAndABadValueIsNamed) {
   ::setenv("EVRING_CLOCK", "tcs", 1);
   auto bad = clock_mode_from_env();
   ASSERT_FALSE(bad.ok());
-  EXPECT_EQ(bad.status().message(), "EVRING_CLOCK: clock mode 'tcs' is not one of auto, tsc, realtime");
+  EXPECT_EQ(bad.status().message(),
+            "EVRING_CLOCK: clock mode 'tcs' is not one of auto, tsc, realtime");
   EXPECT_EQ(UnixClock().uses_tsc(), tsc_clock_usable(ClockMode::kAuto));
   ::unsetenv("EVRING_CLOCK");
   ASSERT_TRUE(clock_mode_from_env().ok());

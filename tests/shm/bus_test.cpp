@@ -12,10 +12,10 @@
 
 #include <algorithm>
 #include <chrono>
-#include <thread>
-#include <cstring>
 #include <cstdlib>
+#include <cstring>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "evring/codec/ids.h"
@@ -265,18 +265,21 @@ TEST(BusTest, OpenDoesNotWaitForABusThatCanNeverBeReady) {
   pwrite_at(bus.name(), offsetof(shm::SegmentHeader, ready), &not_ready, sizeof not_ready);
   // Created a minute ago, by this (live) process.
   const std::uint64_t minute_ago = unix_now_ns() - 60'000'000'000ull;
-  pwrite_at(bus.name(), offsetof(shm::SegmentHeader, created_unix_ns), &minute_ago, sizeof minute_ago);
+  pwrite_at(bus.name(), offsetof(shm::SegmentHeader, created_unix_ns), &minute_ago,
+            sizeof minute_ago);
   auto r = Bus::open(bus.name());
   ASSERT_FALSE(r.ok());
   expect_status(r.status(), Code::kUnavailable,
                 "bus '" + bus.name() + "' is not initialised 60 s after its creation");
   // Or in a minute, which no clock skew explains.
   const std::uint64_t in_a_minute = unix_now_ns() + 60'500'000'000ull;
-  pwrite_at(bus.name(), offsetof(shm::SegmentHeader, created_unix_ns), &in_a_minute, sizeof in_a_minute);
+  pwrite_at(bus.name(), offsetof(shm::SegmentHeader, created_unix_ns), &in_a_minute,
+            sizeof in_a_minute);
   r = Bus::open(bus.name());
   ASSERT_FALSE(r.ok());
-  expect_status(r.status(), Code::kUnavailable,
-                "bus '" + bus.name() + "' is not initialised and its creation time is 60 s in the future");
+  expect_status(
+      r.status(), Code::kUnavailable,
+      "bus '" + bus.name() + "' is not initialised and its creation time is 60 s in the future");
   // Created just now by a process that has exited.
   const pid_t child = ::fork();
   if (child == 0) ::_exit(0);
@@ -356,8 +359,10 @@ TEST(BusProducerTest, ABadEvringClockIsRefusedAndRegistersNothing) {
   ::setenv("EVRING_CLOCK", "realtime", 1);
   auto p = bus->producer("shop");
   ASSERT_TRUE(p.ok()) << p.status().to_string();
-  if (saved) ::setenv("EVRING_CLOCK", restore.c_str(), 1);
-  else ::unsetenv("EVRING_CLOCK");
+  if (saved)
+    ::setenv("EVRING_CLOCK", restore.c_str(), 1);
+  else
+    ::unsetenv("EVRING_CLOCK");
 }
 
 TEST(BusProducerTest, DomainOwnedByAnotherServiceIsRefusedNamingTheOwner) {

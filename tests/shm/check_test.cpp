@@ -232,22 +232,25 @@ TEST_F(CheckTest, HeaderSizesOffsetsAndCountsThatDisagreeAreReported) {
 // pthread_mutex_timedlock abort the process. The check names the word, and every registry
 // update refuses with a corruption error instead of locking, leaving the registry as it was.
 TEST_F(CheckTest, AScribbledRegistryMutexKindIsReportedAndNeverLocked) {
-  const std::size_t kind_at = offsetof(shm::SegmentHeader, registry_mutex) + offsetof(__pthread_mutex_s, __kind);
+  const std::size_t kind_at =
+      offsetof(shm::SegmentHeader, registry_mutex) + offsetof(__pthread_mutex_s, __kind);
   const int expected = shm::expected_registry_mutex_kind();
   ASSERT_EQ(shm::registry_mutex_kind(bus_->header()), expected);
   poke<std::int32_t>(kind_at, 0x00ae0040);
-  EXPECT_THAT(findings(), ElementsAre("header: registry mutex kind is " + std::to_string(0x00ae0040) +
-                                      ", not " + std::to_string(expected) +
-                                      " (a process-shared robust mutex): registry updates are refused"));
+  EXPECT_THAT(findings(),
+              ElementsAre("header: registry mutex kind is " + std::to_string(0x00ae0040) +
+                          ", not " + std::to_string(expected) +
+                          " (a process-shared robust mutex): registry updates are refused"));
   auto rw = Bus::open(bus_.name());
   ASSERT_TRUE(rw.ok()) << rw.status().to_string();
   const std::size_t consumers = (*rw)->consumers().size(), producers = (*rw)->producers().size();
   auto consumer = (*rw)->consumer("audit");
   ASSERT_FALSE(consumer.ok());
   EXPECT_EQ(consumer.status().code(), Code::kCorruption);
-  EXPECT_THAT(consumer.status().message(),
-              HasSubstr("the registry lock of bus '" + bus_.name() + "' is corrupt (its kind word is " +
-                        std::to_string(0x00ae0040) + ", not " + std::to_string(expected) + ")"));
+  EXPECT_THAT(
+      consumer.status().message(),
+      HasSubstr("the registry lock of bus '" + bus_.name() + "' is corrupt (its kind word is " +
+                std::to_string(0x00ae0040) + ", not " + std::to_string(expected) + ")"));
   auto producer = (*rw)->producer("ledger");
   ASSERT_FALSE(producer.ok());
   EXPECT_EQ(producer.status().code(), Code::kCorruption);

@@ -145,8 +145,8 @@ TEST_F(BenchVerbTest, PeersRunTheReferenceCases) {
 // bare_spsc_span moves --span-bytes messages (the lines one event spans): bytes/s is messages/s
 // times that size. Sizes out of range are usage errors.
 TEST_F(BenchVerbTest, PeersSpanCaseMovesSpanBytesMessages) {
-  Output o = run({"bench", "peers", "--quick", "--cases", "bare_spsc_span", "--span-bytes", "192",
-                  "--json"});
+  Output o = run(
+      {"bench", "peers", "--quick", "--cases", "bare_spsc_span", "--span-bytes", "192", "--json"});
   ASSERT_EQ(o.code, 0) << o.err;
   json j = json::parse(o.out);
   EXPECT_EQ(j["env"]["span_bytes"], 192);
@@ -156,7 +156,8 @@ TEST_F(BenchVerbTest, PeersSpanCaseMovesSpanBytesMessages) {
   EXPECT_NEAR(bytes, msgs * 192, msgs * 192 * 1e-6);
   o = run({"bench", "peers", "--span-bytes", "4"});
   EXPECT_EQ(o.code, 2);
-  EXPECT_NE(o.err.find("--span-bytes wants a number in [8, 1.04858e+06], got '4'"), std::string::npos)
+  EXPECT_NE(o.err.find("--span-bytes wants a number in [8, 1.04858e+06], got '4'"),
+            std::string::npos)
       << o.err;
 }
 
@@ -210,7 +211,8 @@ TEST_F(BenchVerbTest, ClockFlagChoosesTheEventClockAndBadModesAreUsageErrors) {
   };
   const std::vector<Case> cases = {
       {"realtime", "clock_gettime"},
-      {"tsc", evring::core::tsc_clock_usable(evring::core::ClockMode::kTsc) ? "tsc" : "clock_gettime"},
+      {"tsc",
+       evring::core::tsc_clock_usable(evring::core::ClockMode::kTsc) ? "tsc" : "clock_gettime"},
   };
   for (const Case& c : cases) {
     Output o = run({"bench", "throughput", "--seconds", "0.05", "--runs", "1", "--no-peers",
@@ -235,8 +237,7 @@ TEST_F(BenchVerbTest, BadAgainstListsAreOneLineUsageErrors) {
        "--against: unknown case 'nosuch' (bare_spsc, bare_spsc_slot, bare_spsc_span, boost_mq"},
       {{"--against", "boost_mq,boost_mq"}, "--against: case 'boost_mq' named twice"},
       {{"--against", "bare_spsc,"}, "--against needs case names separated by commas"},
-      {{"--against", "boost_mq", "--no-peers"},
-       "--against and --no-peers contradict each other"},
+      {{"--against", "boost_mq", "--no-peers"}, "--against and --no-peers contradict each other"},
   };
   for (const Case& c : cases) {
     std::vector<std::string> args{"bench", "throughput"};
