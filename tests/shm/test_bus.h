@@ -15,10 +15,30 @@
 #include <string>
 #include <string_view>
 #include <thread>
+#include <vector>
 
 #include "evring/shm/bus.h"
 
 namespace evring::testing {
+
+// The status has `code` and, when must_mention is given, a message that contains it.
+inline void expect_status(const Status& s, Code code, const std::string& must_mention = "") {
+  EXPECT_EQ(s.code(), code) << s.to_string();
+  if (!must_mention.empty()) {
+    EXPECT_NE(s.message().find(must_mention), std::string::npos)
+        << "message '" << s.message() << "' should mention '" << must_mention << "'";
+  }
+}
+
+// The payloads a consumer polls until nothing more comes (at most 1000 polls).
+inline std::vector<std::string> drain_payloads(Consumer& consumer) {
+  std::vector<std::string> out;
+  for (int i = 0; i < 1000; ++i) {
+    auto r = consumer.poll([&](const core::Event& e) { out.emplace_back(e.view.payload_text()); });
+    if (r.delivered == 0 && r.skipped == 0 && r.gaps == 0) break;
+  }
+  return out;
+}
 
 // "<prefix><i>" (written this way because GCC 12 warns, falsely, on "literal" + to_string()).
 inline std::string tag(std::string_view prefix, long i) {
