@@ -28,10 +28,11 @@ fi
 # the multi-process and crash tests are here for their in-process threads and to keep the
 # fork paths TSan-clean. Like the stress tests themselves, a clean run proves no ordering right.
 tsan_targets=(evring_core_ring_test evring_core_ring_liveness_test evring_core_ring_publish_test
-  evring_core_ring_consumer_test evring_core_ring_exclusive_test evring_core_ring_stress_test evring_core_ordering_test
+  evring_core_ring_consumer_test evring_core_ring_exclusive_test evring_core_ring_bias_test
+  evring_core_ring_stress_test evring_core_ordering_test
   evring_core_dedup_test evring_core_histogram_test evring_shm_multiprocess_test
   evring_shm_dedup_multiprocess_test evring_shm_crash_test)
-tsan_tests='^(core/(ring|ring_liveness|ring_publish|ring_consumer|ring_exclusive|ring_stress|ordering|dedup|histogram)_test|shm/(multiprocess|dedup_multiprocess|crash)_test):'
+tsan_tests='^(core/(ring|ring_liveness|ring_publish|ring_consumer|ring_exclusive|ring_bias|ring_stress|ordering|dedup|histogram)_test|shm/(multiprocess|dedup_multiprocess|crash)_test):'
 if stage tsan; then
   echo "== ThreadSanitizer concurrency tests"
   tsan_start=$SECONDS

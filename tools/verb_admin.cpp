@@ -180,7 +180,7 @@ OrderedJson exclusive_holder_json(const core::RingRegion& ring, std::uint32_t p,
   // Relaxed: a snapshot for display; the holder may let go at any moment.
   const std::uint32_t owner = ring.partition(p).exclusive_owner.load(std::memory_order_relaxed);
   if (owner == 0) return nullptr;
-  const std::uint32_t lane = owner - 1;
+  const std::uint32_t lane = core::owner_lane_mark(owner) - 1;
   if (lane >= ring.config().producer_lanes)
     return {{"lane", lane}, {"error", "names no producer lane"}};
   const core::ProducerLane& l = ring.lane(lane);
@@ -188,6 +188,8 @@ OrderedJson exclusive_holder_json(const core::RingRegion& ring, std::uint32_t p,
   OrderedJson j{{"lane", lane}, {"producer", id}, {"pid", l.owner_pid}};
   for (const ProducerInfo& info : producers)
     if (info.id == id) j["service"] = info.service;
+  // A bias: held while the producer publishes there alone; the next other producer revokes it.
+  j["biased"] = core::owner_biased(owner);
   return j;
 }
 
@@ -196,7 +198,8 @@ std::string exclusive_holder_text(const OrderedJson& e) {
   if (e.contains("error")) return "lane " + u(e["lane"]) + ": " + u(e["error"]);
   std::string text = "producer " + u(e["producer"]);
   if (e.contains("service")) text += " (" + u(e["service"]) + ")";
-  return text + " pid " + u(e["pid"]);
+  text += " pid " + u(e["pid"]);
+  return e.value("biased", false) ? text + ", biased" : text;
 }
 
 OrderedJson collect_stat(const Bus& bus) {
@@ -229,9 +232,13 @@ OrderedJson collect_stat(const Bus& bus) {
     rejected += rej;
     abandoned += ab;
     deduplicated += dd;
-    parts.push_back({{"partition", p}, {"head", heads[p]}, {"rejected", rej}, {"abandoned", ab},
+    parts.push_back({{"partition", p},
+                     {"head", heads[p]},
+                     {"rejected", rej},
+                     {"abandoned", ab},
                      {"deduplicated", dd},
-                     {"exclusive", exclusive_holder_json(ring, p, producer_infos)}});
+                     {"exclusive", exclusive_holder_json(ring, p, producer_infos)},
+                     {"bias_revocations", ph.bias_revocations.load(std::memory_order_relaxed)}});
   }
   j["partitions"] = std::move(parts);
 

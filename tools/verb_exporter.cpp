@@ -162,14 +162,24 @@ void collect_bus(const std::string& name, Families& f) {
               static_cast<double>(ph.abandoned.load(std::memory_order_relaxed)));
     f.counter("evring_deduplicated_total", "Publishes dropped as duplicates by the dedup filter",
               l, 2, static_cast<double>(ph.deduplicated.load(std::memory_order_relaxed)));
-    // lane + 1 of the exclusive holder (core/ring_layout.h), written by another process.
+    // lane + 1 of the exclusive or biased holder (core/ring_layout.h), written by another
+    // process.
     const std::uint32_t owner = ph.exclusive_owner.load(std::memory_order_relaxed);
+    const std::uint32_t mark = core::owner_lane_mark(owner);
     double holder = 0;
     if (owner != 0)
-      holder = owner - 1 < c.producer_lanes ? ring.lane(owner - 1).producer_id : -1.0;
+      holder = mark != 0 && mark - 1 < c.producer_lanes ? ring.lane(mark - 1).producer_id : -1.0;
+    const bool biased = core::owner_biased(owner);
     f.gauge("evring_partition_exclusive_producer",
-            "Producer id holding the partition exclusively; 0 shared, -1 a mark naming no lane",
-            l, 2, holder);
+            "Producer id holding the partition exclusively; 0 shared, -1 a mark naming no lane", l,
+            2, biased ? 0.0 : holder);
+    f.gauge("evring_partition_biased_producer",
+            "Producer id the partition is biased to (publishing there alone, revoked by the next "
+            "other producer); 0 none, -1 a mark naming no lane",
+            l, 2, biased ? holder : 0.0);
+    f.counter("evring_bias_revocations_total",
+              "Biases revoked because another producer published into the partition", l, 2,
+              static_cast<double>(ph.bias_revocations.load(std::memory_order_relaxed)));
   }
 
   for (const ConsumerInfo& ci : bus.consumers()) {

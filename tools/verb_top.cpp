@@ -89,12 +89,15 @@ Snapshot take(const Bus& bus) {
     s.rejected[p] = ph.rejected.load(std::memory_order_relaxed);
     s.abandoned[p] = ph.abandoned.load(std::memory_order_relaxed);
     s.deduplicated[p] = ph.deduplicated.load(std::memory_order_relaxed);
-    // The exclusive holder's mark is lane + 1 (core/ring_layout.h); another process wrote it.
+    // The exclusive (or biased) holder's mark is lane + 1 (core/ring_layout.h); another process
+    // wrote it.
     const std::uint32_t owner = ph.exclusive_owner.load(std::memory_order_relaxed);
+    const std::uint32_t mark = core::owner_lane_mark(owner);
     s.exclusive[p] = owner == 0 ? "-"
-                     : owner - 1 < ring.config().producer_lanes
-                         ? "producer " + std::to_string(ring.lane(owner - 1).producer_id)
-                         : "lane " + std::to_string(owner - 1) + "?";
+                     : mark != 0 && mark - 1 < ring.config().producer_lanes
+                         ? (core::owner_biased(owner) ? "biased " : "producer ") +
+                               std::to_string(ring.lane(mark - 1).producer_id)
+                         : "lane " + std::to_string(mark - 1) + "?";
   }
   for (ConsumerInfo& ci : bus.consumers()) {
     if (ci.index >= ring.config().max_consumers) continue;  // registry and ring disagree

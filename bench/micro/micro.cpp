@@ -190,6 +190,7 @@ BENCHMARK(BM_BloomFalsePositiveRate)->Arg(1)->Arg(4)->Arg(8)->Arg(16)->Arg(32)->
 void BM_TryPublishNoConsumer(benchmark::State& state) {
   HeapRing ring(config(4096, Overflow::kReject));
   auto producer = ring.producer();
+  producer->set_exclusive(state.range(1) != 0);
   const auto payload = bytes_of(static_cast<size_t>(state.range(0)));
   PublishRequest r;
   r.type_id = 1;
@@ -204,7 +205,11 @@ void BM_TryPublishNoConsumer(benchmark::State& state) {
   }
   state.SetItemsProcessed(static_cast<int64_t>(state.iterations()));
 }
-BENCHMARK(BM_TryPublishNoConsumer)->Arg(64)->Arg(256);
+BENCHMARK(BM_TryPublishNoConsumer)
+    ->ArgNames({"payload", "exclusive"})
+    ->Args({64, 0})
+    ->Args({256, 0})
+    ->Args({64, 1});
 
 // Dedup on (window 1024, the default 64 bits per key), fresh idempotency keys: the filter's
 // cost alone. Arg 1: an exclusive producer (its bloom bits are set without a locked RMW).

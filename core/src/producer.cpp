@@ -104,7 +104,9 @@ RingProducer::RingProducer(RingRegion region, std::uint16_t producer_id, std::ui
       lane_index_(lane),
       lane_(&region.lane(lane)),
       policy_(policy),
-      owned_(region.config().partitions, 0),
+      owned_(region.config().partitions, kNotHeld),
+      solo_next_(region.config().partitions, 0),
+      solo_run_(region.config().partitions, 0),
       gate_cache_(region.config().partitions, 0),
       discard_(new std::byte[region.config().slot_bytes]),
       light_fence_(register_light_fence()),
@@ -119,7 +121,7 @@ PublishResult RingProducer::check(const PublishRequest& r, std::size_t body_byte
 }
 
 PublishResult RingProducer::claim(std::uint32_t p, std::uint64_t wanted, std::uint64_t* first,
-                                  std::uint64_t* got) {
+                                  std::uint64_t* got, bool may_hold) {
   PartitionHeader& part = region_.partition(p);
   const bool reject = region_.config().overflow == Overflow::kReject;
   const std::uint64_t capacity = region_.capacity();
@@ -133,15 +135,23 @@ PublishResult RingProducer::claim(std::uint32_t p, std::uint64_t wanted, std::ui
   }
   // Relaxed: the owner alone writes its lane; the CAS below (release) publishes the intent.
   lane_->partition.store(p, std::memory_order_relaxed);
+  bool sole = exclusive_;  // whether this claim may advance head with a plain store
   if (exclusive_) {
     lane_->count.store(static_cast<std::uint32_t>(wanted), std::memory_order_relaxed);
-    if (!owned_[p]) [[unlikely]] {
+    if (owned_[p] != kHeld) [[unlikely]] {
       if (PublishResult r = acquire_exclusive(p); r != PublishResult::kOk) {
         end_claim();
         return r;
       }
     }
   } else {
+    if (may_hold && owned_[p] == kNotHeld && bias_after_ != 0 && solo_run_[p] >= bias_after_)
+        [[unlikely]]
+      try_take_bias(p);  // our lane is idle here: the take waits for other producers' claims
+    // As the biased holder, the intent carries kSoleClaim: a revoker waits until it is gone.
+    const bool sole_intent = may_hold && owned_[p] == kBiased;
+    const std::uint32_t intent =
+        static_cast<std::uint32_t>(wanted) | (sole_intent ? kSoleClaim : 0);
     // SYNC POINT (Dekker with acquire_exclusive): our intent, then the owner word; the taker
     // CASes the owner word, then loads every lane's intent. Either we see its mark and back off,
     // or it sees our intent and waits until this claim is finished. The full barrier between our
@@ -149,17 +159,22 @@ PublishResult RingProducer::claim(std::uint32_t p, std::uint64_t wanted, std::ui
     // which makes this thread execute one, so a compiler barrier does here (as for sleepers in
     // notify_consumers). Where membarrier is refused, a seq_cst exchange (a locked op; it cost
     // the shared path ~10% on the Xeon, paid per claim).
+    // The same pairing protects a biased holder's plain claims from a revoker (revoke_bias):
+    // either the holder sees the mark gone, or the revoker sees the holder's kSoleClaim intent
+    // and waits for it to end.
     if (light_fence_) {
-      lane_->count.store(static_cast<std::uint32_t>(wanted), std::memory_order_relaxed);
+      lane_->count.store(intent, std::memory_order_relaxed);
       std::atomic_signal_fence(std::memory_order_seq_cst);
     } else {
-      (void)lane_->count.exchange(static_cast<std::uint32_t>(wanted), std::memory_order_seq_cst);
+      (void)lane_->count.exchange(intent, std::memory_order_seq_cst);
     }
-    if (std::uint32_t owner = part.exclusive_owner.load(std::memory_order_seq_cst); owner != 0)
-        [[unlikely]] {
-      if (!exclusive_holder_gone(p, owner)) {
+    const std::uint32_t owner = part.exclusive_owner.load(std::memory_order_seq_cst);
+    if (sole_intent && owner == (kBiasedOwner | (lane_index_ + 1))) {
+      sole = true;  // still ours: nobody revoked it before our intent was out
+    } else if (owner != 0 || sole_intent) [[unlikely]] {
+      if (PublishResult r = check_owner(p, owner); r != PublishResult::kOk) {
         end_claim();
-        return PublishResult::kExclusive;
+        return r;
       }
     }
   }
@@ -194,10 +209,11 @@ PublishResult RingProducer::claim(std::uint32_t p, std::uint64_t wanted, std::ui
       n = usable;
     }
     lane_->first.store(head, std::memory_order_relaxed);
-    if (exclusive_) {
-      // Nobody else writes head while we hold the partition: a plain store claims, and its
-      // release publishes the intent as the CAS's does. No locked instruction, so the slot
-      // stores of the previous event drain in the background instead of stalling this claim.
+    if (sole) {
+      // Nobody else writes head while we hold the partition (exclusively, or biased: a revoker
+      // waits for this claim to end before it CASes): a plain store claims, and its release
+      // publishes the intent as the CAS's does. No locked instruction, so the slot stores of
+      // the previous event drain in the background instead of stalling this claim.
       part.head.store(head + n, std::memory_order_release);
       *first = head;
       *got = n;
@@ -208,6 +224,7 @@ PublishResult RingProducer::claim(std::uint32_t p, std::uint64_t wanted, std::ui
     // min_attached_cursor(); overwrite mode does not look at consumers.
     if (part.head.compare_exchange_weak(head, head + n, std::memory_order_release,
                                         std::memory_order_relaxed)) {
+      note_shared_claim(p, head, n);
       *first = head;
       *got = n;
       return PublishResult::kOk;
@@ -538,7 +555,9 @@ PublishResult RingProducer::try_claim(const PublishRequest& r, std::size_t paylo
   std::uint32_t p = region_.partition_of(key_hash);
   const std::uint64_t now = clock_.now_ns();  // before the claim, as in try_publish
   std::uint64_t seq, got;
-  if (PublishResult c = claim(p, 1, &seq, &got); c != PublishResult::kOk) return c;
+  // Not as a biased holder: the caller may hold this claim open for as long as it writes.
+  if (PublishResult c = claim(p, 1, &seq, &got, /*may_hold=*/false); c != PublishResult::kOk)
+    return c;
   SlotHeader* slot = begin_write(p, seq);
   if (!slot && region_.config().overflow == Overflow::kReject) {
     end_claim();

@@ -10,7 +10,7 @@
 namespace evring::core {
 
 bool RingRegion::lane_resolved(const ProducerLane& lane) const {
-  std::uint32_t count = lane.count.load(std::memory_order_acquire);
+  std::uint32_t count = intent_count(lane.count.load(std::memory_order_acquire));
   if (count == 0) return true;
   std::uint32_t p = lane.partition.load(std::memory_order_relaxed);
   if (p >= config_.partitions) return true;  // garbage intent: covers nothing
@@ -41,12 +41,13 @@ Result<std::uint32_t> RingRegion::acquire_lane(std::uint32_t pid, std::uint64_t 
       // The CAS makes the lane ours; a racing taker of the same lane fails and moves on.
       if (!l.state.compare_exchange_strong(st, 2, std::memory_order_acq_rel)) continue;
       if (pass == 1) {
-        // A dead owner may have held partitions exclusively: free them, or they would look
-        // held by the (live) new owner of this lane.
+        // A dead owner may have held partitions exclusively or biased: free them, or they
+        // would look held by the (live) new owner of this lane.
         for (std::uint32_t p = 0; p < config_.partitions; ++p) {
-          std::uint32_t expected = i + 1;
-          (void)partition(p).exclusive_owner.compare_exchange_strong(
-              expected, 0, std::memory_order_acq_rel, std::memory_order_relaxed);
+          for (std::uint32_t mark : {i + 1, kBiasedOwner | (i + 1)}) {
+            (void)partition(p).exclusive_owner.compare_exchange_strong(
+                mark, 0, std::memory_order_acq_rel, std::memory_order_relaxed);
+          }
         }
       }
       l.owner_pid = pid;
@@ -76,7 +77,7 @@ RingRegion::StuckVerdict RingRegion::resolve_stuck(std::uint32_t p, std::uint64_
     if (l.state.load(std::memory_order_acquire) == 0) continue;
     // Acquire pairs with the owner's release in end_claim(); the intent fields were published
     // to us by the claim CAS (release) that moved head past seq, which we acquired.
-    std::uint32_t count = l.count.load(std::memory_order_acquire);
+    std::uint32_t count = intent_count(l.count.load(std::memory_order_acquire));
     if (count == 0 || l.partition.load(std::memory_order_relaxed) != p) continue;
     std::uint64_t first = l.first.load(std::memory_order_relaxed);
     if (seq < first || seq - first >= count) continue;
@@ -100,9 +101,9 @@ void RingProducer::set_exclusive(bool on) {
   if (!on) {
     const std::uint32_t me = lane_index_ + 1;
     for (std::uint32_t p = 0; p < owned_.size(); ++p) {
-      if (!owned_[p]) continue;
-      owned_[p] = 0;
-      std::uint32_t expected = me;
+      if (owned_[p] == kNotHeld) continue;
+      std::uint32_t expected = owned_[p] == kBiased ? kBiasedOwner | me : me;
+      owned_[p] = kNotHeld;
       // Release: our last head store and intents are visible to the sharers that see it free.
       (void)region_.partition(p).exclusive_owner.compare_exchange_strong(
           expected, 0, std::memory_order_release, std::memory_order_relaxed);
@@ -111,8 +112,74 @@ void RingProducer::set_exclusive(bool on) {
   exclusive_ = on;
 }
 
+PublishResult RingProducer::check_owner(std::uint32_t p, std::uint32_t owner) {
+  std::atomic<std::uint32_t>& word = region_.partition(p).exclusive_owner;
+  // Not (or no longer) ours: a revoker took it, or this claim may not hold it (zero-copy).
+  if (owned_[p] == kBiased) owned_[p] = kNotHeld;
+  while (owner != 0) {
+    if (owner_biased(owner)) {
+      if (PublishResult r = revoke_bias(p, owner); r != PublishResult::kOk) return r;
+    } else if (!exclusive_holder_gone(p, owner)) {
+      return PublishResult::kExclusive;
+    }
+    // Whatever we did, look again: another producer may have marked it meanwhile (it then
+    // waits for our intent, which is out, before it claims).
+    owner = word.load(std::memory_order_seq_cst);
+  }
+  return PublishResult::kOk;
+}
+
+PublishResult RingProducer::revoke_bias(std::uint32_t p, std::uint32_t owner) {
+  PartitionHeader& part = region_.partition(p);
+  const std::uint32_t holder = owner_lane_mark(owner) - 1;
+  std::uint32_t expected = owner;
+  if (holder == lane_index_) {
+    // Our own bias (a zero-copy claim gives it up): our claims that stored head plainly are
+    // all over. A failed CAS means the mark changed: the caller looks again.
+    (void)part.exclusive_owner.compare_exchange_strong(expected, 0, std::memory_order_seq_cst);
+    return PublishResult::kOk;
+  }
+  // Without the membarrier a holder mid-claim could neither see the mark gone nor show us its
+  // intent. Where this process may not issue one, leave the bias alone and refuse, as a take
+  // does (a process the holder's kernel let register can almost always issue one too).
+  if (!heavy_fence()) return PublishResult::kExclusive;
+  // SYNC POINT (seq_cst CAS, then the membarrier, then the holder's intent): the revoker's half
+  // of the Dekker pairing in claim(). A failed CAS means the mark changed: the caller looks again.
+  if (!part.exclusive_owner.compare_exchange_strong(expected, 0, std::memory_order_seq_cst))
+    return PublishResult::kOk;
+  // Relaxed: a hint for takers (the cool-down) and a statistic, ordered by nothing.
+  part.bias_revoked_ns.store(monotonic_ns(), std::memory_order_relaxed);
+  part.bias_revocations.fetch_add(1, std::memory_order_relaxed);
+  // Our half of the pairing (it worked a moment ago, above).
+  (void)heavy_fence();
+  if (holder >= region_.config().producer_lanes) return PublishResult::kOk;  // names no lane
+  const ProducerLane& l = region_.lane(holder);
+  // The holder's claim that may store head plainly is one publish long (zero-copy claims never
+  // hold a bias): wait it out, unless its process died in it (its lane's intent then covers the
+  // slot, and consumers abandon it).
+  for (std::uint32_t spins = 0;; ++spins) {
+    // seq_cst: the load half of our Dekker pairing; it also acquires end_claim's release, so
+    // the holder's last plain head store is visible once its marked intent is gone.
+    if ((l.count.load(std::memory_order_seq_cst) & kSoleClaim) == 0 ||
+        l.partition.load(std::memory_order_relaxed) != p)
+      break;
+    if (l.state.load(std::memory_order_acquire) == 0) break;
+    if (alive_ && spins >= 64 && (spins & 255) == 0 && !alive_(l.owner_pid, l.owner_start)) break;
+    cpu_relax(spins);
+  }
+  return PublishResult::kOk;
+}
+
+void RingProducer::try_take_bias(std::uint32_t p) {
+  solo_run_[p] = 0;  // whatever happens, the next attempt is another run away
+  const std::uint64_t revoked =
+      region_.partition(p).bias_revoked_ns.load(std::memory_order_relaxed);
+  if (revoked != 0 && monotonic_ns() - revoked < bias_cooldown_ns_) return;
+  (void)acquire_exclusive(p, /*biased=*/true);
+}
+
 bool RingProducer::exclusive_holder_gone(std::uint32_t p, std::uint32_t owner) const {
-  const std::uint32_t holder = owner - 1;
+  const std::uint32_t holder = owner_lane_mark(owner) - 1;
   if (holder < region_.config().producer_lanes) {
     const ProducerLane& l = region_.lane(holder);
     // Acquire pairs with acquire_lane's release of the owner fields.
@@ -128,21 +195,35 @@ bool RingProducer::exclusive_holder_gone(std::uint32_t p, std::uint32_t owner) c
   return true;
 }
 
-PublishResult RingProducer::acquire_exclusive(std::uint32_t p) {
+PublishResult RingProducer::acquire_exclusive(std::uint32_t p, bool biased) {
   std::atomic<std::uint32_t>& owner = region_.partition(p).exclusive_owner;
-  const std::uint32_t me = lane_index_ + 1;
-  std::uint32_t current = 0;
+  const std::uint32_t me = biased ? kBiasedOwner | (lane_index_ + 1) : lane_index_ + 1;
   // SYNC POINT: seq_cst CAS, then the lane reads below (Dekker with claim(), see there).
-  while (!owner.compare_exchange_strong(current, me, std::memory_order_seq_cst)) {
-    if (current == me) break;  // ours already (taken before a set_exclusive(false) elsewhere)
-    if (!exclusive_holder_gone(p, current)) return PublishResult::kExclusive;
-    current = 0;
+  std::uint32_t current = owner.load(std::memory_order_seq_cst);
+  while (current != me) {  // == me: ours already (taken before a set_exclusive(false) elsewhere)
+    // From nobody, or (an explicit take) from a bias, ours or another's: its holder's claim in
+    // progress is waited out below with every other claim on p (its intent is on p).
+    const bool from_bias = !biased && owner_biased(current);
+    if (current == 0 || from_bias) {
+      if (!owner.compare_exchange_strong(current, me, std::memory_order_seq_cst))
+        continue;  // changed meanwhile: look at the new mark
+      if (from_bias && owner_lane_mark(current) != lane_index_ + 1) {
+        PartitionHeader& part = region_.partition(p);
+        part.bias_revoked_ns.store(monotonic_ns(), std::memory_order_relaxed);  // as revoke_bias
+        part.bias_revocations.fetch_add(1, std::memory_order_relaxed);
+      }
+      break;
+    }
+    // A bias is taken only from nobody; an explicit holder refuses us while it lives.
+    if (biased || !exclusive_holder_gone(p, current)) return PublishResult::kExclusive;
+    current = owner.load(std::memory_order_seq_cst);
   }
   // Heavy side of the asymmetric fence (see claim()): sharers in processes that skip their
   // fence execute one now. If the kernel refuses, those sharers could miss our mark: give the
   // partition back rather than race them.
   if (!heavy_fence()) {
-    owned_[p] = 0;
+    owned_[p] = kNotHeld;
+    if (biased) bias_after_ = 0;  // it would be refused every time: stop trying
     std::uint32_t expected = me;
     (void)owner.compare_exchange_strong(expected, 0, std::memory_order_release,
                                         std::memory_order_relaxed);
@@ -167,7 +248,7 @@ PublishResult RingProducer::acquire_exclusive(std::uint32_t p) {
       if ((spins & 63) == 63) {
         const std::uint64_t now = monotonic_ns();
         if (started == 0) started = now;
-        if (now - started >= kExclusiveTakeWaitNs) {
+        if (now - started >= (biased ? kBiasTakeWaitNs : kExclusiveTakeWaitNs)) {
           // Release: the sharers that see the mark gone may claim (nothing of ours to publish).
           std::uint32_t expected = me;
           (void)owner.compare_exchange_strong(expected, 0, std::memory_order_release,
@@ -178,7 +259,7 @@ PublishResult RingProducer::acquire_exclusive(std::uint32_t p) {
       cpu_relax(spins);
     }
   }
-  owned_[p] = 1;
+  owned_[p] = biased ? kBiased : kHeld;
   return PublishResult::kOk;
 }
 

@@ -334,11 +334,13 @@ class Checker {
     if (abandoned > head)
       add(where + ": abandoned count " + std::to_string(abandoned) + " exceeds head " +
           std::to_string(head) + " (more slots abandoned than ever claimed)");
-    // An exclusive holder is a producer lane (index + 1). Producers free a mark that names no
-    // lane when they meet it, so this is a finding about the bytes, not a stuck bus.
+    // An exclusive or biased holder is a producer lane (index + 1, kBiasedOwner for a bias).
+    // Producers free a mark that names no lane when they meet it, so this is a finding about
+    // the bytes, not a stuck bus.
     if (const std::uint32_t owner = ph.exclusive_owner.load(std::memory_order_relaxed);
-        owner > c.producer_lanes)
-      add(where + ": exclusive owner " + std::to_string(owner) + " names no producer lane (" +
+        core::owner_lane_mark(owner) > c.producer_lanes || owner == core::kBiasedOwner)
+      add(where + (core::owner_biased(owner) ? ": biased owner " : ": exclusive owner ") +
+          std::to_string(core::owner_lane_mark(owner)) + " names no producer lane (" +
           std::to_string(c.producer_lanes) + " lanes)");
 
     const std::uint64_t slots = c.slots_per_partition;
@@ -447,7 +449,7 @@ class Checker {
         add(where + ": state " + std::to_string(state) + " is not free (0) or in use (1)");
         continue;
       }
-      const std::uint32_t count = lane.count.load(std::memory_order_acquire);
+      const std::uint32_t count = core::intent_count(lane.count.load(std::memory_order_acquire));
       if (count == 0) continue;
       const std::uint32_t p = lane.partition.load(std::memory_order_relaxed);
       if (p >= c.partitions) {

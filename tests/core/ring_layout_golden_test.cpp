@@ -28,7 +28,7 @@ std::uint64_t read_le(const std::byte* base, std::size_t off, std::size_t size) 
   return v;
 }
 
-TEST(RingLayoutGoldenTest, VersionIsFrozen) { EXPECT_EQ(kRingLayoutVersion, 6u); }
+TEST(RingLayoutGoldenTest, VersionIsFrozen) { EXPECT_EQ(kRingLayoutVersion, 7u); }
 
 TEST(RingLayoutGoldenTest, RingHeaderFields) {
   EXPECT_EQ(sizeof(RingHeader), 256u);
@@ -95,6 +95,10 @@ TEST(RingLayoutGoldenTest, PartitionHeaderFields) {
   EXPECT_EQ(offsetof(PartitionHeader, abandoned), 72u);
   EXPECT_EQ(offsetof(PartitionHeader, deduplicated), 80u);
   EXPECT_EQ(offsetof(PartitionHeader, exclusive_owner), 88u);
+  EXPECT_EQ(offsetof(PartitionHeader, bias_revoked_ns), 96u);
+  EXPECT_EQ(offsetof(PartitionHeader, bias_revocations), 104u);
+  EXPECT_EQ(kBiasedOwner, 0x8000'0000u);
+  EXPECT_EQ(kSoleClaim, 0x8000'0000u);
 }
 
 TEST(RingLayoutGoldenTest, SlotHeaderFieldsAndWordEncoding) {

@@ -26,6 +26,7 @@ using ::testing::Contains;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using ::testing::IsEmpty;
+using ::testing::Not;
 using testing::small_options;
 using testing::TestBus;
 
@@ -115,6 +116,35 @@ TEST_F(CheckTest, AnExclusiveOwnerThatNamesNoLaneIsReported) {
   EXPECT_THAT(findings(), Contains(partition_name() + ": exclusive owner " +
                                    std::to_string(lanes + 1) + " names no producer lane (" +
                                    std::to_string(lanes) + " lanes)"));
+}
+
+TEST_F(CheckTest, ABiasedOwnerThatNamesNoLaneIsReported) {
+  const std::uint32_t lanes = bus_->ring().config().producer_lanes;
+  const std::size_t at = offset_of(&bus_->ring().partition(busy_).exclusive_owner);
+  poke<std::uint32_t>(at, core::kBiasedOwner | lanes);
+  EXPECT_THAT(findings(), IsEmpty()) << "a bias of the last lane is a valid mark";
+  poke<std::uint32_t>(at, core::kBiasedOwner | (lanes + 1));
+  EXPECT_THAT(findings(),
+              Contains(partition_name() + ": biased owner " + std::to_string(lanes + 1) +
+                       " names no producer lane (" + std::to_string(lanes) + " lanes)"));
+  poke<std::uint32_t>(at, core::kBiasedOwner);
+  EXPECT_THAT(findings(), Contains(partition_name() + ": biased owner 0 names no producer lane (" +
+                                   std::to_string(lanes) + " lanes)"));
+}
+
+TEST_F(CheckTest, ALaneIntentMarkedSoleIsCountedWithoutItsMark) {
+  core::ProducerLane& lane = bus_->ring().lane(0);
+  const std::size_t base = offset_of(&lane.state);
+  poke<std::uint32_t>(base + offsetof(core::ProducerLane, state), 1);
+  poke<std::uint32_t>(base + offsetof(core::ProducerLane, partition), busy_);
+  poke<std::uint32_t>(base + offsetof(core::ProducerLane, count), core::kSoleClaim | 1);
+  EXPECT_THAT(findings(), Not(Contains(HasSubstr("producer lane 0"))))
+      << "a one-slot intent of a biased holder is a valid intent";
+  const std::uint32_t slots = bus_->ring().config().slots_per_partition;
+  poke<std::uint32_t>(base + offsetof(core::ProducerLane, count), core::kSoleClaim | (slots + 1));
+  EXPECT_THAT(findings(),
+              Contains("producer lane 0: claims " + std::to_string(slots + 1) +
+                       " slots, more than the " + std::to_string(slots) + " of a partition"));
 }
 
 TEST_F(CheckTest, SlotWordsWithUnknownStateMisplacedOrFutureSequencesAreReported) {

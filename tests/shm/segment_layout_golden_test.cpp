@@ -152,7 +152,7 @@ TEST(SegmentLayoutGoldenTest, CreatedSegmentHasTheDocumentedBytes) {
   // Header.
   EXPECT_EQ(std::string(reinterpret_cast<const char*>(b.data()), 8), "EVRINGB1");
   EXPECT_EQ(le(b, 8, 4), 2u) << "layout_version";
-  EXPECT_EQ(le(b, 12, 4), 6u) << "ring_layout_version";
+  EXPECT_EQ(le(b, 12, 4), 7u) << "ring_layout_version";
   EXPECT_EQ(le(b, 16, 8), b.size()) << "segment_bytes";
   EXPECT_EQ(b.size() % 4096, 0u);
   EXPECT_EQ(le(b, 24, 4), 1u) << "ready";

@@ -166,7 +166,11 @@ class CliTest : public ::testing::Test {
     std::unique_ptr<evring::Producer> producer;
     std::uint32_t partition = 0;
   };
-  ExclusiveHolder hold_exclusively(const std::string& key) {
+  ExclusiveHolder hold_exclusively(const std::string& key) { return hold(key, false); }
+  // The same producer publishing alone into the partition until it is biased to it
+  // (core::RingProducer::set_bias_policy): held until another producer publishes there.
+  ExclusiveHolder hold_biased(const std::string& key) { return hold(key, true); }
+  ExclusiveHolder hold(const std::string& key, bool biased) {
     ExclusiveHolder h;
     auto bus = evring::Bus::open(bus_);
     EXPECT_TRUE(bus.ok()) << bus.status().to_string();
@@ -178,9 +182,14 @@ class CliTest : public ::testing::Test {
     h.producer = std::move(producer.value());
     auto type = h.producer->resolve("chat.message.created");
     EXPECT_TRUE(type.ok());
-    h.producer->set_exclusive(true);
-    EXPECT_EQ(h.producer->publish(type.ok() ? *type : 0, key, "{}"),
-              evring::core::PublishResult::kOk);
+    constexpr std::uint32_t kRun = 4;
+    if (biased)
+      h.producer->set_bias_policy(kRun, evring::core::RingProducer::kBiasCooldownNs);
+    else
+      h.producer->set_exclusive(true);
+    for (std::uint32_t i = 0; i < (biased ? kRun + 1 : 1); ++i)
+      EXPECT_EQ(h.producer->publish(type.ok() ? *type : 0, key, "{}"),
+                evring::core::PublishResult::kOk);
     h.partition = h.bus->ring().partition_of(
         evring::entity_key_hash(std::as_bytes(std::span(key.data(), key.size()))));
     return h;

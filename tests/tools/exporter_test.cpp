@@ -283,6 +283,23 @@ TEST_F(exporter, ServesTheExclusiveHolderOfEachPartition) {
   EXPECT_EQ(stop_exporter(), 0);
 }
 
+TEST_F(exporter, ServesTheBiasedHolderAndRevocationsOfEachPartition) {
+  create({"--partitions", "2", "--slots", "16"});
+  const ExclusiveHolder holder = hold_biased("conv-held");
+  ASSERT_TRUE(holder.producer);
+  const std::string held = std::to_string(holder.partition);
+  const int port = free_port();
+  start_exporter({bus_}, port);
+  const std::vector<Sample> s = scrape(port);
+  EXPECT_EQ(value(s, "evring_partition_biased_producer", {{"bus", bus_}, {"partition", held}}),
+            holder.producer->id());
+  EXPECT_EQ(value(s, "evring_partition_exclusive_producer", {{"bus", bus_}, {"partition", held}}),
+            0)
+      << "a bias is not an exclusive hold";
+  EXPECT_EQ(value(s, "evring_bias_revocations_total", {{"bus", bus_}, {"partition", held}}), 0);
+  EXPECT_EQ(stop_exporter(), 0);
+}
+
 TEST_F(exporter, PortInUseIsAClearError) {
   create({"--partitions", "1", "--slots", "16"});
   const int fd = socket(AF_INET, SOCK_STREAM, 0);

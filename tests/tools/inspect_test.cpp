@@ -398,6 +398,42 @@ TEST_F(inspect, StatAndTopShowWhoHoldsAPartitionExclusively) {
   EXPECT_TRUE(stat().at("partitions").at(held).at("exclusive").is_null());
 }
 
+// A producer publishing alone into a partition is biased to it: stat and top say so, and a
+// second producer's publish there revokes it (counted in stat's bias_revocations).
+TEST_F(inspect, StatAndTopShowABiasAndItsRevocation) {
+  create({"--partitions", "2", "--slots", "64"});
+  const ExclusiveHolder holder = hold_biased("conv-held");
+  ASSERT_TRUE(holder.producer);
+  const std::uint32_t held = holder.partition;
+  const std::string id = std::to_string(holder.producer->id());
+
+  json s = stat();
+  const json& e = s.at("partitions").at(held).at("exclusive");
+  EXPECT_EQ(e.at("producer"), holder.producer->id()) << e.dump();
+  EXPECT_EQ(e.at("biased"), true) << e.dump();
+  EXPECT_EQ(s.at("partitions").at(held).at("bias_revocations"), 0);
+  Output text = run({"stat", bus_});
+  ASSERT_EQ(text.code, 0) << text.err;
+  EXPECT_NE(
+      text.out.find(" producer " + id + " (chat) pid " + std::to_string(::getpid()) + ", biased"),
+      std::string::npos)
+      << text.out;
+  const std::string top =
+      capture(std::string(EVRING_BINARY) + " top " + bus_ + " --iterations 1 < /dev/null");
+  const std::vector<std::string> row = row_fields(top, std::to_string(held));
+  ASSERT_GE(row.size(), 2u) << top;
+  EXPECT_EQ(row[row.size() - 2], "biased") << top;
+  EXPECT_EQ(row.back(), id) << top;
+
+  // Another producer (the CLI's, another process) publishes there: not refused, it revokes.
+  Output pub = run({"publish", bus_, "--type", "chat.message.created", "--producer", "chat",
+                    "--entity", "conv-held", "--data", "{}"});
+  ASSERT_EQ(pub.code, 0) << pub.err;
+  s = stat();
+  EXPECT_TRUE(s.at("partitions").at(held).at("exclusive").is_null()) << s.dump();
+  EXPECT_EQ(s.at("partitions").at(held).at("bias_revocations"), 1);
+}
+
 TEST_F(inspect, TopInTmuxQuitsOnQ) {
   if (std::system("command -v tmux > /dev/null 2>&1") != 0)
     GTEST_SKIP() << "tmux is not installed: the interactive (tty) mode of top is not tested";

@@ -378,7 +378,27 @@ class RingProducer {
   // single-producer sequencer, but taken and given back at run time.
   void set_exclusive(bool on);
   bool exclusive() const { return exclusive_; }
-  ~RingProducer();  // releases exclusively held partitions
+  ~RingProducer();  // releases exclusively held (and biased) partitions
+
+  // Biased partitions: a producer that has claimed kBiasAfterSoloClaims times in a row on a
+  // shared partition with nobody else claiming in between takes it as its biased holder (one
+  // CAS and one membarrier, as set_exclusive's take) and from then on claims there with plain
+  // stores, as an exclusive producer does. Unlike set_exclusive, nobody is refused: the first
+  // other producer that claims there revokes the bias (CAS, membarrier, then it waits out the
+  // holder's claim in progress, a publish's worth) and both share by CAS from then on. No
+  // producer takes a bias on a partition within kBiasCooldownNs of a revocation there, so
+  // producers that take turns settle on sharing instead of passing a bias back and forth.
+  // Zero-copy claims never hold a bias (they stay open for as long as the caller writes): a
+  // holder's try_claim gives it up first. after_solo_claims 0: this producer never takes one.
+  static constexpr std::uint32_t kBiasAfterSoloClaims = 1024;
+  static constexpr std::uint64_t kBiasCooldownNs = 1'000'000'000;
+  void set_bias_policy(std::uint32_t after_solo_claims, std::uint64_t cooldown_ns) {
+    bias_after_ = after_solo_claims;
+    bias_cooldown_ns_ = cooldown_ns;
+  }
+  // Whether this producer holds partition p as its biased holder (its own view: a revocation
+  // is noticed at its next claim there).
+  bool biased(std::uint32_t p) const { return owned_[p] == kBiased; }
   RingProducer(const RingProducer&) = delete;
   RingProducer& operator=(const RingProducer&) = delete;
 
@@ -405,8 +425,29 @@ class RingProducer {
   PublishResult check(const PublishRequest& request, std::size_t body_bytes) const;
   // Claims up to `wanted` consecutive sequences of partition p; *got may be less (reject mode,
   // ring nearly full). kFull when none could be claimed.
+  // may_hold: the claim ends within this call (a publish), so it may be made as the
+  // partition's biased holder; a zero-copy claim passes false and gives a bias up.
   PublishResult claim(std::uint32_t p, std::uint64_t wanted, std::uint64_t* first,
-                      std::uint64_t* got);
+                      std::uint64_t* got, bool may_hold = true);
+  // The shared path, our intent out, found the owner word `owner` set, or not our bias although
+  // we thought we held one (revoked, or a zero-copy claim): kOk once we may claim by CAS (a
+  // bias revoked, a dead exclusive holder's mark freed), kExclusive when a live exclusive
+  // holder refuses us. Cold.
+  PublishResult check_owner(std::uint32_t p, std::uint32_t owner);
+  // Revokes the bias `owner` (another producer's, or our own when a zero-copy claim gives it
+  // up) on p while our intent is out: kOk once the holder cannot advance head plainly any more
+  // (or the mark changed under us), kExclusive when this process may not issue a membarrier
+  // (the bias left alone). Waits for the holder's claim in progress, which is one publish long,
+  // however long that takes while its process lives (a stopped holder stops us too, as it
+  // stops the consumers waiting for its slot); without set_liveness, even if it died.
+  PublishResult revoke_bias(std::uint32_t p, std::uint32_t owner);
+  // After a shared claim of [head, head + n): counts claims in a row that nobody else's claim
+  // came between, and takes the bias at kBiasAfterSoloClaims (before the next claim).
+  void note_shared_claim(std::uint32_t p, std::uint64_t head, std::uint64_t n) {
+    solo_run_[p] = head == solo_next_[p] ? solo_run_[p] + 1 : 0;
+    solo_next_[p] = head + n;
+  }
+  void try_take_bias(std::uint32_t p);
   SlotHeader* begin_write(std::uint32_t p, std::uint64_t seq);
   // Encodes the request and writes it into slot seq of partition p (begin_write included);
   // nullptr when begin_write refused the slot (nothing written). key_hash:
@@ -448,13 +489,17 @@ class RingProducer {
   // publishing never blocks, and a claim may be a zero-copy one held open, or its process
   // stopped.
   static constexpr std::uint64_t kExclusiveTakeWaitNs = 1'000'000;
-  PublishResult acquire_exclusive(std::uint32_t p);
+  // A bias is an optimisation: its take gives up sooner (and is tried again a run later).
+  static constexpr std::uint64_t kBiasTakeWaitNs = 10'000;
+  // biased: take p as its biased holder instead (never from another holder, biased or not).
+  PublishResult acquire_exclusive(std::uint32_t p, bool biased = false);
   // Partition p is held by lane owner - 1: true (and the partition freed) when that producer is
   // gone (lane free or its process dead); false when it is alive.
   bool exclusive_holder_gone(std::uint32_t p, std::uint32_t owner) const;
-  // kSole while we hold p exclusively (no other producer can be claiming there), else kShared.
+  // kSole while we hold p exclusively or biased (no other producer can be claiming there: a
+  // revoker waits until our claim is over), else kShared.
   BloomWriters bloom_writers(std::uint32_t p) const {
-    return owned_[p] ? BloomWriters::kSole : BloomWriters::kShared;
+    return owned_[p] != kNotHeld ? BloomWriters::kSole : BloomWriters::kShared;
   }
   // Whether a publish call of `events` events that read the clock at now_ns follows an idle
   // gap (set_demote_after_idle_ns); remembers the call for the next one.
@@ -493,7 +538,12 @@ class RingProducer {
   IdGenerator ids_;
   UnixClock clock_;  // event timestamps (TSC-extrapolated CLOCK_REALTIME, see clock.h)
   bool exclusive_ = false;
-  std::vector<std::uint8_t> owned_;  // per partition: held exclusively by us
+  enum Hold : std::uint8_t { kNotHeld = 0, kHeld = 1, kBiased = 2 };
+  std::vector<std::uint8_t> owned_;  // per partition: Hold (set_exclusive's, or a bias)
+  std::uint32_t bias_after_ = kBiasAfterSoloClaims;
+  std::uint64_t bias_cooldown_ns_ = kBiasCooldownNs;
+  std::vector<std::uint64_t> solo_next_;  // per partition: head after our last shared claim
+  std::vector<std::uint32_t> solo_run_;   // per partition: shared claims in a row, nobody between
   std::uint64_t gate_epoch_seen_ = ~0ull;
   std::vector<std::uint64_t> gate_cache_;  // per partition: a lower bound of the attached minimum
   std::unique_ptr<std::byte[]> discard_;   // claim target when overwrite lapped us (never read)

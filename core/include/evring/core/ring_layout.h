@@ -41,7 +41,12 @@ namespace evring::core {
 // 5: slots hold envelope format 3 (codec/envelope.h: a checksum of three independent hashes); a
 // version-4 reader would count every event corrupt, so it is refused at open instead.
 // 6: the compact slot header (kCompactHeader, "Slot envelope compaction" below).
-inline constexpr std::uint32_t kRingLayoutVersion = 6;
+// 7: biased partitions: exclusive_owner's top bit (kBiasedOwner) marks a holder that any other
+// producer may revoke, ProducerLane::count's top bit (kSoleClaim) a claim that advances head
+// with a plain store, and PartitionHeader::bias_revoked_ns / bias_revocations. A version-6
+// producer would read a biased mark as one naming no lane, free it and CAS head under the
+// holder's plain stores.
+inline constexpr std::uint32_t kRingLayoutVersion = 7;
 inline constexpr std::size_t kCacheLine = 64;
 
 enum class Overflow : std::uint32_t {
@@ -131,7 +136,9 @@ static_assert(sizeof(ConsumerGate) == kCacheLine);
 // |   4 |    4 | owner_pid         | set when handed out, before state (release)                |
 // |   8 |    8 | owner_start       | process start time of the owner (pid reuse guard)          |
 // |  16 |    8 | first (atomic)    | first sequence of the current intent (relaxed, see above)  |
-// |  24 |    4 | count (atomic)    | sequences in the intent, 0 = idle                          |
+// |  24 |    4 | count (atomic)    | sequences in the intent, 0 = idle; top bit kSoleClaim: a   |
+// |     |      |                   | biased holder's claim, which may store head plainly (a     |
+// |     |      |                   | revoker waits until it is gone; intent_count() masks it)   |
 // |  28 |    4 | partition (atomic)| partition of the intent                                    |
 // |  32 |    2 | producer_id       | registry id of the owning producer (for tools)             |
 // |  34 |   30 | reserved          |                                                            |
@@ -152,6 +159,10 @@ static_assert(offsetof(ProducerLane, first) == 16);
 static_assert(offsetof(ProducerLane, count) == 24);
 static_assert(offsetof(ProducerLane, partition) == 28);
 static_assert(offsetof(ProducerLane, producer_id) == 32);
+// ProducerLane::count's top bit: the claim was made as the partition's biased holder and may
+// advance head with a plain store (RingProducer::claim). Intents never count 2^31 sequences.
+inline constexpr std::uint32_t kSoleClaim = 0x8000'0000u;
+inline constexpr std::uint32_t intent_count(std::uint32_t count) { return count & ~kSoleClaim; }
 
 // ---------------------------------------------------------------------------------------------
 // CursorLine (64 B per consumer per partition; written only by that consumer)
@@ -196,6 +207,15 @@ static_assert(offsetof(CursorLine, read_position) == 48);
 // |     |      |                    | (seq_cst) then the taker waits out claims already past   |
 // |     |      |                    | their check; sharers store their intent, fence (seq_cst) |
 // |     |      |                    | and then read it (Dekker: one of the two sees the other)  |
+// |     |      |                    | kBiasedOwner | (lane + 1): biased to that lane, a lone    |
+// |     |      |                    | producer's automatic hold; it advances head plainly in    |
+// |     |      |                    | claims marked kSoleClaim, and any other producer revokes  |
+// |     |      |                    | it (CAS to 0, membarrier, wait out that marked claim)     |
+// |  92 |    4 | reserved           |                                                          |
+// |  96 |    8 | bias_revoked_ns    | CLOCK_MONOTONIC of the last revocation (relaxed: a hint;  |
+// |     |      |  (atomic)          | no bias is taken for RingProducer's cool-down after it)   |
+// | 104 |    8 | bias_revocations   | biases revoked (relaxed counter)                          |
+// | 112 |   16 | reserved           |                                                          |
 // | 128 |  128 | reserved           | dedup filter offsets, future use                         |
 // ---------------------------------------------------------------------------------------------
 struct PartitionHeader {
@@ -208,9 +228,18 @@ struct PartitionHeader {
   std::atomic<std::uint64_t> abandoned;
   std::atomic<std::uint64_t> deduplicated;
   std::atomic<std::uint32_t> exclusive_owner;
-  std::uint8_t reserved1[36];
+  std::uint8_t reserved1[4];
+  std::atomic<std::uint64_t> bias_revoked_ns;
+  std::atomic<std::uint64_t> bias_revocations;
+  std::uint8_t reserved3[16];
   std::uint8_t reserved2[128];
 };
+// exclusive_owner's top bit: the holder is a biased one (revocable), not set_exclusive's.
+inline constexpr std::uint32_t kBiasedOwner = 0x8000'0000u;
+inline constexpr bool owner_biased(std::uint32_t owner) { return (owner & kBiasedOwner) != 0; }
+inline constexpr std::uint32_t owner_lane_mark(std::uint32_t owner) {  // lane + 1, 0 = none
+  return owner & ~kBiasedOwner;
+}
 static_assert(std::is_standard_layout_v<PartitionHeader>);
 static_assert(sizeof(PartitionHeader) == 256);
 static_assert(offsetof(PartitionHeader, head) == 0);
@@ -218,6 +247,8 @@ static_assert(offsetof(PartitionHeader, rejected) == 64);
 static_assert(offsetof(PartitionHeader, abandoned) == 72);
 static_assert(offsetof(PartitionHeader, deduplicated) == 80);
 static_assert(offsetof(PartitionHeader, exclusive_owner) == 88);
+static_assert(offsetof(PartitionHeader, bias_revoked_ns) == 96);
+static_assert(offsetof(PartitionHeader, bias_revocations) == 104);
 
 // ---------------------------------------------------------------------------------------------
 // Slot (slot_bytes, 64-aligned)

@@ -248,6 +248,12 @@ class Producer {
   // producers get kExclusive there until it is released (false, destruction, or death).
   void set_exclusive(bool on) { ring_.set_exclusive(on); }
   bool exclusive() const { return ring_.exclusive(); }
+  // Biased partitions (core::RingProducer::set_bias_policy): a producer that publishes alone
+  // into a partition for a run of claims takes it for itself until another producer comes,
+  // which revokes it instead of being refused. after_solo_claims 0: never.
+  void set_bias_policy(std::uint32_t after_solo_claims, std::uint64_t cooldown_ns) {
+    ring_.set_bias_policy(after_solo_claims, cooldown_ns);
+  }
   // When a published slot's lines are pushed to the shared cache for a waiting consumer
   // (core::RingProducer::set_demote_after_idle_ns; default after 1 us idle).
   void set_demote_after_idle_ns(std::uint64_t ns) { ring_.set_demote_after_idle_ns(ns); }
