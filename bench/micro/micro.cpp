@@ -237,6 +237,7 @@ BENCHMARK(BM_TryPublishDedupNoConsumer)->ArgName("exclusive")->Arg(0)->Arg(1);
 void BM_TryPublishBatch16NoConsumer(benchmark::State& state) {
   HeapRing ring(config(4096, Overflow::kReject));
   auto producer = ring.producer();
+  if (state.range(0) == 0) producer->set_bias_policy(0, 0);  // claims by CAS throughout
   const auto payload = bytes_of(64);
   std::vector<PublishRequest> batch(16);
   for (auto& r : batch) {
@@ -254,7 +255,7 @@ void BM_TryPublishBatch16NoConsumer(benchmark::State& state) {
   }
   state.SetItemsProcessed(static_cast<int64_t>(state.iterations() * 16));
 }
-BENCHMARK(BM_TryPublishBatch16NoConsumer);
+BENCHMARK(BM_TryPublishBatch16NoConsumer)->ArgName("bias")->Arg(0)->Arg(1);
 
 // Zero-copy: try_claim, write 64 payload bytes in place, commit (seals the checksum).
 void BM_ClaimCommitNoConsumer(benchmark::State& state) {
