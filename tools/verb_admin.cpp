@@ -190,6 +190,9 @@ OrderedJson exclusive_holder_json(const core::RingRegion& ring, std::uint32_t p,
     if (info.id == id) j["service"] = info.service;
   // A bias: held while the producer publishes there alone; the next other producer revokes it.
   j["biased"] = core::owner_biased(owner);
+  // Being revoked: the holder's publish in progress outlasted the revoker's wait (a stopped
+  // process); the next producer to publish there finishes the revocation.
+  if (core::owner_revoking(owner)) j["revoking"] = true;
   return j;
 }
 
@@ -199,6 +202,7 @@ std::string exclusive_holder_text(const OrderedJson& e) {
   std::string text = "producer " + u(e["producer"]);
   if (e.contains("service")) text += " (" + u(e["service"]) + ")";
   text += " pid " + u(e["pid"]);
+  if (e.value("revoking", false)) return text + ", biased, being revoked";
   return e.value("biased", false) ? text + ", biased" : text;
 }
 

@@ -95,7 +95,10 @@ class Publisher {
       core::PublishResult result = p.try_publish(r, receipt);
       // Revoked: the claimed slot was abandoned before it was written; nothing went out.
       if (result == core::PublishResult::kRevoked && ++revoked <= 3) continue;
-      if (result == core::PublishResult::kFull && Clock::now() < deadline) {
+      // Full, or Busy (an exclusive take, or a bias whose holder is stopped mid-publish): both
+      // pass; wait for them up to --full-timeout-ms.
+      if ((result == core::PublishResult::kFull || result == core::PublishResult::kBusy) &&
+          Clock::now() < deadline) {
         std::this_thread::sleep_for(backoff);
         backoff = std::min(backoff * 2, std::chrono::microseconds(1000));
         continue;

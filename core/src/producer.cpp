@@ -89,8 +89,8 @@ std::string_view describe(PublishResult r) {
     case PublishResult::kExclusive:
       return "partition held by another producer publishing exclusively";
     case PublishResult::kBusy:
-      return "partition busy: another producer's claim there is still open, so it could not be "
-             "taken exclusively";
+      return "partition busy: another producer's claim there is still open (an exclusive take, "
+             "or a revocation of that producer's bias, waits only so long)";
   }
   return "invalid result";
 }

@@ -44,7 +44,8 @@ Result<std::uint32_t> RingRegion::acquire_lane(std::uint32_t pid, std::uint64_t 
         // A dead owner may have held partitions exclusively or biased: free them, or they
         // would look held by the (live) new owner of this lane.
         for (std::uint32_t p = 0; p < config_.partitions; ++p) {
-          for (std::uint32_t mark : {i + 1, kBiasedOwner | (i + 1)}) {
+          for (std::uint32_t mark :
+               {i + 1, kBiasedOwner | (i + 1), kBiasedOwner | kRevokingOwner | (i + 1)}) {
             (void)partition(p).exclusive_owner.compare_exchange_strong(
                 mark, 0, std::memory_order_acq_rel, std::memory_order_relaxed);
           }
@@ -130,43 +131,58 @@ PublishResult RingProducer::check_owner(std::uint32_t p, std::uint32_t owner) {
 }
 
 PublishResult RingProducer::revoke_bias(std::uint32_t p, std::uint32_t owner) {
-  PartitionHeader& part = region_.partition(p);
+  std::atomic<std::uint32_t>& word = region_.partition(p).exclusive_owner;
   const std::uint32_t holder = owner_lane_mark(owner) - 1;
-  std::uint32_t expected = owner;
   if (holder == lane_index_) {
-    // Our own bias (a zero-copy claim gives it up): our claims that stored head plainly are
-    // all over. A failed CAS means the mark changed: the caller looks again.
-    (void)part.exclusive_owner.compare_exchange_strong(expected, 0, std::memory_order_seq_cst);
+    // Our own bias, or a revocation of it: our claims that stored head plainly are all over
+    // (this is a claim of ours, not one of them). A failed CAS: the mark changed, look again.
+    (void)word.compare_exchange_strong(owner, 0, std::memory_order_seq_cst);
     return PublishResult::kOk;
   }
-  // Without the membarrier a holder mid-claim could neither see the mark gone nor show us its
-  // intent. Where this process may not issue one, leave the bias alone and refuse, as a take
-  // does (a process the holder's kernel let register can almost always issue one too).
+  // Without the membarrier a holder mid-claim could neither see the mark change nor show us
+  // its intent. Where this process may not issue one, leave the mark alone and refuse, as a
+  // take does. It is also the fence of a producer that found the revoking mark of another.
   if (!heavy_fence()) return PublishResult::kExclusive;
-  // SYNC POINT (seq_cst CAS, then the membarrier, then the holder's intent): the revoker's half
-  // of the Dekker pairing in claim(). A failed CAS means the mark changed: the caller looks again.
-  if (!part.exclusive_owner.compare_exchange_strong(expected, 0, std::memory_order_seq_cst))
-    return PublishResult::kOk;
-  // Relaxed: a hint for takers (the cool-down) and a statistic, ordered by nothing.
-  part.bias_revoked_ns.store(monotonic_ns(), std::memory_order_relaxed);
-  part.bias_revocations.fetch_add(1, std::memory_order_relaxed);
-  // Our half of the pairing (it worked a moment ago, above).
-  (void)heavy_fence();
-  if (holder >= region_.config().producer_lanes) return PublishResult::kOk;  // names no lane
-  const ProducerLane& l = region_.lane(holder);
-  // The holder's claim that may store head plainly is one publish long (zero-copy claims never
-  // hold a bias): wait it out, unless its process died in it (its lane's intent then covers the
-  // slot, and consumers abandon it).
-  for (std::uint32_t spins = 0;; ++spins) {
-    // seq_cst: the load half of our Dekker pairing; it also acquires end_claim's release, so
-    // the holder's last plain head store is visible once its marked intent is gone.
-    if ((l.count.load(std::memory_order_seq_cst) & kSoleClaim) == 0 ||
-        l.partition.load(std::memory_order_relaxed) != p)
-      break;
-    if (l.state.load(std::memory_order_acquire) == 0) break;
-    if (alive_ && spins >= 64 && (spins & 255) == 0 && !alive_(l.owner_pid, l.owner_start)) break;
-    cpu_relax(spins);
+  if (!owner_revoking(owner)) {
+    // SYNC POINT (seq_cst CAS, then the membarrier, then the holder's intent): the revoker's
+    // half of the Dekker pairing in claim(). A failed CAS: the mark changed, look again.
+    const std::uint32_t revoking = owner | kRevokingOwner;
+    if (!word.compare_exchange_strong(owner, revoking, std::memory_order_seq_cst))
+      return PublishResult::kOk;
+    owner = revoking;
+    PartitionHeader& part = region_.partition(p);
+    // Relaxed: a hint for takers (the cool-down) and a statistic, ordered by nothing.
+    part.bias_revoked_ns.store(monotonic_ns(), std::memory_order_relaxed);
+    part.bias_revocations.fetch_add(1, std::memory_order_relaxed);
+    (void)heavy_fence();  // our half of the pairing (it worked a moment ago, above)
   }
+  if (holder < region_.config().producer_lanes) {
+    const ProducerLane& l = region_.lane(holder);
+    // The holder's claim that may store head plainly is one publish long (zero-copy claims
+    // never hold a bias): wait it out, unless its process died in it (its lane's intent then
+    // covers the slot, and consumers abandon it). One that outlasts kRevokeWaitNs (a stopped
+    // process, or bytes scribbled to look like a claim) gets kBusy: the revoking mark stays, so
+    // nobody claims by CAS until a later look finds the claim over.
+    std::uint64_t started = 0;
+    for (std::uint32_t spins = 0;; ++spins) {
+      // seq_cst: the load half of our Dekker pairing; it also acquires end_claim's release,
+      // so the holder's last plain head store is visible once its marked intent is gone.
+      if ((l.count.load(std::memory_order_seq_cst) & kSoleClaim) == 0 ||
+          l.partition.load(std::memory_order_relaxed) != p)
+        break;
+      if (l.state.load(std::memory_order_acquire) == 0) break;
+      if (alive_ && spins >= 64 && (spins & 255) == 0 && !alive_(l.owner_pid, l.owner_start)) break;
+      if ((spins & 63) == 63) {
+        const std::uint64_t now = monotonic_ns();
+        if (started == 0) started = now;
+        if (now - started >= kRevokeWaitNs) return PublishResult::kBusy;
+      }
+      cpu_relax(spins);
+    }
+  }
+  // The holder cannot advance head plainly any more: shared from here (a failed CAS means
+  // another producer finished the revocation first).
+  (void)word.compare_exchange_strong(owner, 0, std::memory_order_seq_cst);
   return PublishResult::kOk;
 }
 
@@ -201,21 +217,18 @@ PublishResult RingProducer::acquire_exclusive(std::uint32_t p, bool biased) {
   // SYNC POINT: seq_cst CAS, then the lane reads below (Dekker with claim(), see there).
   std::uint32_t current = owner.load(std::memory_order_seq_cst);
   while (current != me) {  // == me: ours already (taken before a set_exclusive(false) elsewhere)
-    // From nobody, or (an explicit take) from a bias, ours or another's: its holder's claim in
-    // progress is waited out below with every other claim on p (its intent is on p).
-    const bool from_bias = !biased && owner_biased(current);
-    if (current == 0 || from_bias) {
-      if (!owner.compare_exchange_strong(current, me, std::memory_order_seq_cst))
-        continue;  // changed meanwhile: look at the new mark
-      if (from_bias && owner_lane_mark(current) != lane_index_ + 1) {
-        PartitionHeader& part = region_.partition(p);
-        part.bias_revoked_ns.store(monotonic_ns(), std::memory_order_relaxed);  // as revoke_bias
-        part.bias_revocations.fetch_add(1, std::memory_order_relaxed);
-      }
-      break;
+    if (current == 0) {
+      if (owner.compare_exchange_strong(current, me, std::memory_order_seq_cst)) break;
+      continue;  // changed meanwhile: look at the new mark
     }
     // A bias is taken only from nobody; an explicit holder refuses us while it lives.
-    if (biased || !exclusive_holder_gone(p, current)) return PublishResult::kExclusive;
+    if (biased) return PublishResult::kExclusive;
+    if (owner_biased(current)) {
+      // An explicit take from a bias, ours or another's: revoke it first (our intent is out).
+      if (PublishResult r = revoke_bias(p, current); r != PublishResult::kOk) return r;
+    } else if (!exclusive_holder_gone(p, current)) {
+      return PublishResult::kExclusive;
+    }
     current = owner.load(std::memory_order_seq_cst);
   }
   // Heavy side of the asymmetric fence (see claim()): sharers in processes that skip their

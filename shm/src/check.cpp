@@ -338,10 +338,13 @@ class Checker {
     // Producers free a mark that names no lane when they meet it, so this is a finding about
     // the bytes, not a stuck bus.
     if (const std::uint32_t owner = ph.exclusive_owner.load(std::memory_order_relaxed);
-        core::owner_lane_mark(owner) > c.producer_lanes || owner == core::kBiasedOwner)
-      add(where + (core::owner_biased(owner) ? ": biased owner " : ": exclusive owner ") +
-          std::to_string(core::owner_lane_mark(owner)) + " names no producer lane (" +
-          std::to_string(c.producer_lanes) + " lanes)");
+        owner != 0 &&
+        (core::owner_lane_mark(owner) == 0 || core::owner_lane_mark(owner) > c.producer_lanes))
+      add(where +
+          (core::owner_biased(owner)
+               ? ": biased owner " + std::to_string(core::owner_lane_mark(owner))
+               : ": exclusive owner " + std::to_string(owner)) +
+          " names no producer lane (" + std::to_string(c.producer_lanes) + " lanes)");
 
     const std::uint64_t slots = c.slots_per_partition;
     const std::size_t envelope_room = c.slot_bytes - core::kSlotHeaderBytes;

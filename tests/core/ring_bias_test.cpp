@@ -252,9 +252,10 @@ TEST_F(RingTest, DestroyingABiasHolderReleasesIt) {
 }
 
 // A bias whose holder is in the middle of a claim that may store head plainly (its intent
-// marked kSoleClaim) is revoked, and the revoker waits until that claim is over before it
-// claims; a dead holder's marked claim is not waited for.
-TEST_F(RingTest, ARevokerWaitsOutTheHoldersMarkedClaimUnlessItsProcessIsDead) {
+// marked kSoleClaim) is revoked, but nobody claims by CAS until that claim is over: a revoker
+// waits for it at most kExclusiveTakeWaitNs and says kBusy, leaving the revoking mark, which
+// the next producer to look finishes once the claim is over. A dead holder is not waited for.
+TEST_F(RingTest, ARevokerWaitsForTheHoldersMarkedClaimThenSaysBusyUnlessItsProcessIsDead) {
   for (const bool dead : {false, true}) {
     SCOPED_TRACE(dead ? "dead holder" : "live holder");
     TestRing ring(small_config(1, 64));
@@ -267,31 +268,52 @@ TEST_F(RingTest, ARevokerWaitsOutTheHoldersMarkedClaimUnlessItsProcessIsDead) {
     l.partition.store(0);
     l.first.store(0);
     l.count.store(kSoleClaim | 1);
-    ring.region().partition(0).exclusive_owner.store(kBiasedOwner | (lane.value() + 1));
+    const std::uint32_t bias = kBiasedOwner | (lane.value() + 1);
+    ring.region().partition(0).exclusive_owner.store(bias);
 
     auto revoker = make_producer(ring.region(), 2, policy_.get());
+    auto next = make_producer(ring.region(), 3, policy_.get());
     revoker->set_liveness(&alive_unless_fake);
-    std::atomic<bool> done{false};
-    PublishResult result = PublishResult::kFull;
-    std::thread t([&] {
-      Req r(1, "k", "revoker");
-      result = revoker->try_publish(r.request);
-      done.store(true);
-    });
-    if (!dead) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
-      EXPECT_FALSE(done.load()) << "published while the holder's marked claim was open";
-      EXPECT_EQ(owner_of(ring), 0u) << "the mark is revoked before the wait";
-      EXPECT_EQ(ring.head(0), 0u);
-      // The holder "claims" sequence 0 with its plain store and finishes its claim.
-      ring.region().partition(0).head.store(1);
-      l.count.store(0);
+    next->set_liveness(&alive_unless_fake);
+    Req r(1, "k", "revoker"), n(1, "k", "next");
+    if (dead) {
+      EXPECT_EQ(revoker->try_publish(r.request), PublishResult::kOk);
+      EXPECT_EQ(owner_of(ring), 0u);
+      EXPECT_EQ(ring.head(0), 1u);
+      EXPECT_EQ(revocations(ring), 1u);
+      continue;
     }
-    t.join();
-    EXPECT_EQ(result, PublishResult::kOk);
-    EXPECT_EQ(ring.head(0), dead ? 1u : 2u) << "the revoker claimed after the holder's claim";
+    EXPECT_EQ(revoker->try_publish(r.request), PublishResult::kBusy);
+    EXPECT_EQ(owner_of(ring), bias | kRevokingOwner) << "the revocation is left half done";
+    EXPECT_EQ(ring.head(0), 0u) << "nothing claimed by CAS while the marked claim is open";
+    EXPECT_EQ(ring.region().lane(revoker->lane()).count.load(), 0u) << "no intent left";
+    EXPECT_EQ(next->try_publish(n.request), PublishResult::kBusy) << "nor by anyone else";
+    EXPECT_EQ(revocations(ring), 1u) << "one revocation, however many look";
+    // The holder "claims" sequence 0 with its plain store and finishes its claim.
+    ring.region().partition(0).head.store(1);
+    l.count.store(0);
+    EXPECT_EQ(next->try_publish(n.request), PublishResult::kOk) << "it finishes the revocation";
+    EXPECT_EQ(owner_of(ring), 0u);
+    EXPECT_EQ(revoker->try_publish(r.request), PublishResult::kOk);
+    EXPECT_EQ(ring.head(0), 3u);
     EXPECT_EQ(revocations(ring), 1u);
   }
+}
+
+// A holder that finds its own bias being revoked (a revoker gave up waiting for it with kBusy)
+// knows its plain claims are over: it clears the mark and claims by CAS.
+TEST_F(RingTest, AHolderFindingItsBiasBeingRevokedClearsTheMark) {
+  TestRing ring(small_config(1, 64));
+  RingConsumer consumer(ring.region(), 0, Start::kEarliest);
+  auto holder = make_producer(ring.region(), 1, policy_.get());
+  holder->set_bias_policy(kRun, RingProducer::kBiasCooldownNs);
+  publish(*holder, "h", 0, kRun + 1);
+  ASSERT_EQ(owner_of(ring), bias_of(*holder));
+  ring.region().partition(0).exclusive_owner.store(bias_of(*holder) | kRevokingOwner);
+  publish(*holder, "h", kRun + 1, kRun + 2);
+  EXPECT_EQ(owner_of(ring), 0u);
+  EXPECT_FALSE(holder->biased(0));
+  EXPECT_EQ(drain(consumer).payloads, numbered("h", 0, kRun + 2));
 }
 
 // A dedup bus: a biased holder sets its bloom bits with plain stores (no other producer can be
@@ -352,7 +374,8 @@ TEST_F(RingTest, BiasesTakenAndRevokedUnderContentionNeverClaimASequenceTwice) {
           if (++i % 32 == 0) std::this_thread::yield();  // let the others take turns
           continue;
         }
-        EXPECT_EQ(res, PublishResult::kFull) << describe(res);
+        // kBusy: a holder descheduled mid-publish for a whole kRevokeWaitNs (a loaded runner).
+        EXPECT_TRUE(res == PublishResult::kFull || res == PublishResult::kBusy) << describe(res);
         std::this_thread::yield();
       }
       published[t] = i;

@@ -130,6 +130,13 @@ TEST_F(CheckTest, ABiasedOwnerThatNamesNoLaneIsReported) {
   poke<std::uint32_t>(at, core::kBiasedOwner);
   EXPECT_THAT(findings(), Contains(partition_name() + ": biased owner 0 names no producer lane (" +
                                    std::to_string(lanes) + " lanes)"));
+  poke<std::uint32_t>(at, core::kBiasedOwner | core::kRevokingOwner | lanes);
+  EXPECT_THAT(findings(), IsEmpty()) << "a bias being revoked is a valid mark";
+  poke<std::uint32_t>(at, core::kRevokingOwner | 1);  // revoking, but no bias
+  EXPECT_THAT(
+      findings(),
+      Contains(partition_name() + ": exclusive owner " + std::to_string(core::kRevokingOwner | 1) +
+               " names no producer lane (" + std::to_string(lanes) + " lanes)"));
 }
 
 TEST_F(CheckTest, ALaneIntentMarkedSoleIsCountedWithoutItsMark) {

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "evring/shm/bus.h"
+#include "evring/shm/process.h"
 #include "tools/cli_fixture.h"
 
 namespace evring_cli_test {
@@ -192,6 +193,49 @@ TEST_F(cli, PublishExclusiveHoldsWhileRunningAndIsRefusedWhereAnotherHolds) {
   EXPECT_EQ(o.code, 0) << o.err;
   EXPECT_EQ(o.out, "published 2 refused 0\n");
   EXPECT_EQ(stat()["totals"]["published"], 4);
+}
+
+// A bias whose holder is stopped in the middle of a publish (its lane's intent marked
+// kSoleClaim, made up here) keeps the partition busy: a single publish is refused with exit 8
+// after the revoker's wait, writing nothing; with --full-timeout-ms it waits the claim out.
+TEST_F(cli, PublishWaitsOutAPartitionKeptBusyByAStoppedBiasHolder) {
+  create({"--partitions", "1"});
+  auto bus = evring::Bus::open(bus_);
+  ASSERT_TRUE(bus.ok()) << bus.status().to_string();
+  const evring::core::RingRegion& ring = (*bus)->ring();
+  // Owned by this process (pid and start time), so the CLI's liveness check finds it alive.
+  auto lane = ring.acquire_lane(static_cast<std::uint32_t>(::getpid()),
+                                evring::shm::self_start_time(), 9,
+                                [](std::uint32_t, std::uint64_t) { return true; });
+  ASSERT_TRUE(lane.ok());
+  evring::core::ProducerLane& l = ring.lane(lane.value());
+  l.partition.store(0);
+  l.first.store(0);
+  l.count.store(evring::core::kSoleClaim | 1);
+  ring.partition(0).exclusive_owner.store(evring::core::kBiasedOwner | (lane.value() + 1));
+
+  const std::vector<std::string> args{"publish", bus_, "--type", "chat.message.created",
+                                      "--producer", "chat", "--entity", "conv-1", "--data", "{}"};
+  Output o = run(args);
+  EXPECT_EQ(o.code, 8) << o.err;
+  expect_one_error_line(o, "partition busy");
+  EXPECT_EQ(stat()["totals"]["published"], 0) << "nothing written";
+  EXPECT_EQ(stat()["partitions"][0]["exclusive"]["revoking"], true);
+
+  std::thread ends([&] {  // the holder resumes: it claims sequence 0 and finishes
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    ring.partition(0).head.store(1);
+    l.count.store(0);
+  });
+  std::vector<std::string> waiting = args;
+  waiting.insert(waiting.end(), {"--full-timeout-ms", "10000"});
+  o = run(waiting);
+  ends.join();
+  EXPECT_EQ(o.code, 0) << o.err;
+  json s = stat();
+  EXPECT_EQ(s["totals"]["published"], 2);
+  EXPECT_TRUE(s["partitions"][0]["exclusive"].is_null());
+  EXPECT_EQ(s["partitions"][0]["bias_revocations"], 1);
 }
 
 TEST_F(cli, PayloadTooLargeExits6) {

@@ -104,8 +104,11 @@ int run_producer(const Options& o, int index) {
     if (result == evring::core::PublishResult::kOk) {
       ++counters[e];
       e = (e + 1) % kEntities;
-    } else if (result == evring::core::PublishResult::kFull) {
-      std::this_thread::yield();  // reject mode: a consumer is a lap behind; never block
+    } else if (result == evring::core::PublishResult::kFull ||
+               result == evring::core::PublishResult::kBusy) {
+      // Reject mode: a consumer is a lap behind (or a producer stopped mid-publish holds the
+      // partition); never block.
+      std::this_thread::yield();
     } else {
       std::fprintf(stderr, "producer: %s\n", std::string(evring::core::describe(result)).c_str());
       return 1;

@@ -327,7 +327,9 @@ enum class [[nodiscard]] PublishResult : std::uint8_t {
   kRevoked,         // the claimed slot was abandoned before it was written (see resolve_stuck)
   kExclusive,       // the partition is held by another, live, exclusive producer
   kBusy,            // exclusive take not done: another producer's claim there stayed open past
-                    // RingProducer::kExclusiveTakeWaitNs (nothing written; try again later)
+                    // RingProducer::kExclusiveTakeWaitNs; or a bias not revoked: its holder's
+                    // publish stayed open past kRevokeWaitNs (a stopped process). Nothing
+                    // written; try again later
 };
 inline constexpr PublishResult kLastPublishResult = PublishResult::kBusy;
 std::string_view describe(PublishResult r);
@@ -434,12 +436,12 @@ class RingProducer {
   // bias revoked, a dead exclusive holder's mark freed), kExclusive when a live exclusive
   // holder refuses us. Cold.
   PublishResult check_owner(std::uint32_t p, std::uint32_t owner);
-  // Revokes the bias `owner` (another producer's, or our own when a zero-copy claim gives it
-  // up) on p while our intent is out: kOk once the holder cannot advance head plainly any more
-  // (or the mark changed under us), kExclusive when this process may not issue a membarrier
-  // (the bias left alone). Waits for the holder's claim in progress, which is one publish long,
-  // however long that takes while its process lives (a stopped holder stops us too, as it
-  // stops the consumers waiting for its slot); without set_liveness, even if it died.
+  // Revokes the bias `owner` on p (another producer's, or our own when a zero-copy claim gives
+  // it up), or finishes a revocation another producer began, while our intent is out: kOk once
+  // the mark is 0 (or changed under us: look again), kExclusive when this process may not issue
+  // a membarrier (the mark left alone), kBusy when the holder's claim in progress (one publish
+  // long) is still open after kRevokeWaitNs: its process is stopped (or, without
+  // set_liveness, dead). The revoking mark then stays, and the next look finishes it.
   PublishResult revoke_bias(std::uint32_t p, std::uint32_t owner);
   // After a shared claim of [head, head + n): counts claims in a row that nobody else's claim
   // came between, and takes the bias at kBiasAfterSoloClaims (before the next claim).
@@ -491,6 +493,12 @@ class RingProducer {
   static constexpr std::uint64_t kExclusiveTakeWaitNs = 1'000'000;
   // A bias is an optimisation: its take gives up sooner (and is tried again a run later).
   static constexpr std::uint64_t kBiasTakeWaitNs = 10'000;
+  // How long a revoker waits for the holder's claim in progress before it says kBusy. The
+  // claim is one publish long; a holder descheduled in it comes back within a scheduler
+  // latency (milliseconds, even on a loaded machine), so only a stopped process (a debugger,
+  // SIGSTOP: its consumers wait for its slot too) or scribbled bytes take this long. A shared
+  // producer meets kBusy only then.
+  static constexpr std::uint64_t kRevokeWaitNs = 1'000'000'000;
   // biased: take p as its biased holder instead (never from another holder, biased or not).
   PublishResult acquire_exclusive(std::uint32_t p, bool biased = false);
   // Partition p is held by lane owner - 1: true (and the partition freed) when that producer is

@@ -42,8 +42,9 @@ namespace evring::core {
 // version-4 reader would count every event corrupt, so it is refused at open instead.
 // 6: the compact slot header (kCompactHeader, "Slot envelope compaction" below).
 // 7: biased partitions: exclusive_owner's top bit (kBiasedOwner) marks a holder that any other
-// producer may revoke, ProducerLane::count's top bit (kSoleClaim) a claim that advances head
-// with a plain store, and PartitionHeader::bias_revoked_ns / bias_revocations. A version-6
+// producer may revoke (kRevokingOwner: being revoked), ProducerLane::count's top bit
+// (kSoleClaim) a claim that advances head with a plain store, and
+// PartitionHeader::bias_revoked_ns / bias_revocations. A version-6
 // producer would read a biased mark as one naming no lane, free it and CAS head under the
 // holder's plain stores.
 inline constexpr std::uint32_t kRingLayoutVersion = 7;
@@ -209,8 +210,11 @@ static_assert(offsetof(CursorLine, read_position) == 48);
 // |     |      |                    | and then read it (Dekker: one of the two sees the other)  |
 // |     |      |                    | kBiasedOwner | (lane + 1): biased to that lane, a lone    |
 // |     |      |                    | producer's automatic hold; it advances head plainly in    |
-// |     |      |                    | claims marked kSoleClaim, and any other producer revokes  |
-// |     |      |                    | it (CAS to 0, membarrier, wait out that marked claim)     |
+// |     |      |                    | claims marked kSoleClaim, after finding this exact mark.  |
+// |     |      |                    | Any other producer revokes it: CAS in kRevokingOwner,     |
+// |     |      |                    | membarrier, wait until the lane shows no marked claim on  |
+// |     |      |                    | the partition (bounded: kBusy leaves the revoking mark    |
+// |     |      |                    | for the next producer to finish), then CAS it to 0        |
 // |  92 |    4 | reserved           |                                                          |
 // |  96 |    8 | bias_revoked_ns    | CLOCK_MONOTONIC of the last revocation (relaxed: a hint;  |
 // |     |      |  (atomic)          | no bias is taken for RingProducer's cool-down after it)   |
@@ -234,11 +238,17 @@ struct PartitionHeader {
   std::uint8_t reserved3[16];
   std::uint8_t reserved2[128];
 };
-// exclusive_owner's top bit: the holder is a biased one (revocable), not set_exclusive's.
+// exclusive_owner's top bit: the holder is a biased one (revocable), not set_exclusive's. The
+// next bit, only beside it: a producer is revoking that bias; nobody claims by CAS until the
+// holder's marked claim is seen over and the mark is 0.
 inline constexpr std::uint32_t kBiasedOwner = 0x8000'0000u;
+inline constexpr std::uint32_t kRevokingOwner = 0x4000'0000u;
 inline constexpr bool owner_biased(std::uint32_t owner) { return (owner & kBiasedOwner) != 0; }
-inline constexpr std::uint32_t owner_lane_mark(std::uint32_t owner) {  // lane + 1, 0 = none
-  return owner & ~kBiasedOwner;
+inline constexpr bool owner_revoking(std::uint32_t owner) { return (owner & kRevokingOwner) != 0; }
+// The lane + 1 a mark names; 0 when it names none (a revoking bit without the bias bit too).
+inline constexpr std::uint32_t owner_lane_mark(std::uint32_t owner) {
+  if (owner_revoking(owner) && !owner_biased(owner)) return 0;
+  return owner & ~(kBiasedOwner | kRevokingOwner);
 }
 static_assert(std::is_standard_layout_v<PartitionHeader>);
 static_assert(sizeof(PartitionHeader) == 256);
