@@ -2,7 +2,7 @@
 // Status / Result: the cold-path error vocabulary shared by every layer.
 //
 // The hot path (try_publish, claim/commit, poll) never builds a Status: it returns a small
-// [[nodiscard]] enum (see core/ring.h). Status is for create/open/validate/decode, where a
+// [[nodiscard]] enum (see core/producer.h). Status is for create/open/validate/decode, where a
 // message naming the problem is worth a string.
 #include <cstdint>
 #include <string>
