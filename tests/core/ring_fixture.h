@@ -5,13 +5,18 @@
 
 #include <unistd.h>
 
+#include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <functional>
+#include <map>
 #include <memory>
 #include <span>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <type_traits>
 #include <vector>
 
@@ -159,6 +164,93 @@ inline std::vector<std::string> numbered(std::string_view prefix, int from, int 
   std::vector<std::string> v;
   for (int i = from; i < to; ++i) v.push_back(std::string(prefix) + std::to_string(i));
   return v;
+}
+
+// What contend() saw: every event must arrive exactly once, in its producer's order, at
+// consecutive sequences (a plain head store racing a CAS would lose an event and leave its slot
+// unwritten, or deliver two at one sequence).
+struct Contention {
+  std::uint64_t published = 0, delivered = 0, skipped = 0, gaps = 0, head = 0;
+  bool ordered = true;  // every event in its producer's order, at the next sequence
+};
+
+// Runs `producers` threads publishing into partition 0 of `ring` (key "k") for `run`, each with
+// its own producer (ids 1..producers), while this thread consumes. Thread t's i-th event has
+// payload "t:i"; attempt(producer, t, i, request) publishes it and says how: kOk moves on to
+// i + 1, anything else is retried (attempt checks that the refusal is one it allows). finish
+// runs on each producer before its thread ends.
+inline Contention contend(TestRing& ring, const TypePolicy* policy, int producers,
+                          std::chrono::milliseconds run,
+                          const std::function<PublishResult(RingProducer&, int, std::uint64_t,
+                                                            const PublishRequest&)>& attempt,
+                          const std::function<void(RingProducer&, int)>& finish = nullptr) {
+  RingConsumer consumer(ring.region(), 0, RingConsumer::Start::kEarliest);
+  std::atomic<int> ready{0};
+  std::atomic<bool> stop{false};
+  std::vector<std::uint64_t> published(static_cast<std::size_t>(producers), 0);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < producers; ++t) {
+    threads.emplace_back([&, t] {
+      auto p = make_producer(ring.region(), static_cast<std::uint16_t>(t + 1), policy);
+      ready.fetch_add(1);
+      while (ready.load() < producers + 1) {
+      }
+      std::uint64_t i = 0;
+      while (!stop.load(std::memory_order_relaxed)) {
+        Req r(1, "k", std::to_string(t) + ":" + std::to_string(i));
+        if (attempt(*p, t, i, r.request) == PublishResult::kOk)
+          ++i;
+        else
+          std::this_thread::yield();
+      }
+      if (finish) finish(*p, t);
+      published[static_cast<std::size_t>(t)] = i;
+    });
+  }
+  Contention c;
+  std::map<int, std::uint64_t> next;
+  auto take = [&](const Event& e) {
+    const std::string text(e.view.payload_text());
+    const int t = std::stoi(text.substr(0, text.find(':')));
+    const std::uint64_t i = std::stoull(text.substr(text.find(':') + 1));
+    if (next[t] != i || e.sequence != c.delivered) c.ordered = false;
+    next[t] = i + 1;
+    ++c.delivered;
+  };
+  auto poll_once = [&] {
+    PollResult r = consumer.poll(take);
+    c.gaps += r.gaps;
+    c.skipped += r.skipped;
+    return r.delivered;
+  };
+  while (ready.load() < producers) {
+  }
+  ready.fetch_add(1);
+  const auto until = std::chrono::steady_clock::now() + run;
+  while (std::chrono::steady_clock::now() < until && c.ordered && c.skipped == 0 && c.gaps == 0)
+    if (poll_once() == 0) std::this_thread::yield();
+  stop.store(true);
+  // Producers blocked on a full ring need the consumer to finish; a never-written sequence
+  // would keep this drain from ever reaching the head.
+  for (int idle = 0; idle < 2000 && c.ordered; ++idle)
+    if (poll_once() != 0) idle = 0;
+  for (auto& th : threads) th.join();
+  while (poll_once() != 0) {
+  }
+  for (auto n : published) c.published += n;
+  c.head = ring.head(0);
+  return c;
+}
+
+// The assertions every contention test makes on what contend() saw.
+inline void expect_each_sequence_once(const Contention& c) {
+  EXPECT_TRUE(c.ordered) << "an event out of its producer's order or at a wrong sequence";
+  EXPECT_EQ(c.skipped, 0u) << "an abandoned or corrupt slot means a sequence was shared";
+  EXPECT_EQ(c.gaps, 0u);
+  EXPECT_EQ(c.delivered, c.published)
+      << "published " << c.published << ", delivered " << c.delivered;
+  EXPECT_EQ(c.head, c.published);
+  EXPECT_GT(c.published, 1000u);
 }
 
 // Fixture of the ring tests: a policy that knows and allows every type.
