@@ -108,7 +108,8 @@ class RingProducer {
   // CAS and one membarrier, as set_exclusive's take) and from then on claims there with plain
   // stores, as an exclusive producer does. Unlike set_exclusive, nobody is refused: the first
   // other producer that claims there revokes the bias (CAS, membarrier, then it waits out the
-  // holder's claim in progress, a publish's worth) and both share by CAS from then on. No
+  // holder's claim in progress, a publish's worth; kBusy if that takes kRevokeWaitNs, which
+  // only a stopped holder does) and both share by CAS from then on. No
   // producer takes a bias on a partition within kBiasCooldownNs of a revocation there, so
   // producers that take turns settle on sharing instead of passing a bias back and forth.
   // Zero-copy claims never hold a bias (they stay open for as long as the caller writes): a

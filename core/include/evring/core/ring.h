@@ -5,7 +5,9 @@
 //  - RingRegion is a view; copying it is free; all its methods may be called from any thread.
 //  - RingProducer: one per thread. Any number of RingProducers, in any number of processes,
 //    may publish into the same partitions concurrently (lock-free claim by CAS), unless one
-//    publishes exclusively (set_exclusive): then it alone claims there, with plain stores.
+//    publishes exclusively (set_exclusive): then it alone claims there, with plain stores. A
+//    producer alone on a partition is biased to it and claims with plain stores too, until
+//    another producer revokes the bias, waiting for at most the holder's publish in progress.
 //  - RingConsumer: one per thread; each consumer index belongs to exactly one RingConsumer at a
 //    time (the shm registry enforces it). Consumers never write anything a producer writes.
 //

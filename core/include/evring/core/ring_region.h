@@ -18,7 +18,7 @@ namespace evring::core {
 // Who may be setting bits in a partition's dedup bloom words (dedup_mark, dedup.h).
 enum class BloomWriters : std::uint8_t {
   kShared,  // any producer: the bits are set with a locked fetch_or (dedup.h's race rules)
-  kSole,    // the caller holds the partition exclusively (set_exclusive): plain load + store
+  kSole,    // the caller holds the partition exclusively or biased: plain load + store
 };
 
 struct RingConfig {
