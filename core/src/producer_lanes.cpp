@@ -164,26 +164,33 @@ PublishResult RingProducer::revoke_bias(std::uint32_t p, std::uint32_t owner) {
     // process, or bytes scribbled to look like a claim) gets kBusy: the revoking mark stays, so
     // nobody claims by CAS until a later look finds the claim over.
     std::uint64_t started = 0;
-    for (std::uint32_t spins = 0;; ++spins) {
-      // seq_cst: the load half of our Dekker pairing; it also acquires end_claim's release,
-      // so the holder's last plain head store is visible once its marked intent is gone.
-      if ((l.count.load(std::memory_order_seq_cst) & kSoleClaim) == 0 ||
-          l.partition.load(std::memory_order_relaxed) != p)
-        break;
-      if (l.state.load(std::memory_order_acquire) == 0) break;
-      if (alive_ && spins >= 64 && (spins & 255) == 0 && !alive_(l.owner_pid, l.owner_start)) break;
-      if ((spins & 63) == 63) {
-        const std::uint64_t now = monotonic_ns();
-        if (started == 0) started = now;
-        if (now - started >= kRevokeWaitNs) return PublishResult::kBusy;
-      }
-      cpu_relax(spins);
-    }
+    if (!wait_out_intent(l, p, kSoleClaim, kRevokeWaitNs, &started)) return PublishResult::kBusy;
   }
   // The holder cannot advance head plainly any more: shared from here (a failed CAS means
   // another producer finished the revocation first).
   (void)word.compare_exchange_strong(owner, 0, std::memory_order_seq_cst);
   return PublishResult::kOk;
+}
+
+bool RingProducer::wait_out_intent(const ProducerLane& l, std::uint32_t p, std::uint32_t mask,
+                                   std::uint64_t limit_ns, std::uint64_t* started) const {
+  for (std::uint32_t spins = 0;; ++spins) {
+    // seq_cst: the load half of the Dekker pairings (claim() against a take or a revocation);
+    // it also acquires end_claim's release, so the lane's slots (and a biased holder's last
+    // plain head store) are visible once its intent is gone.
+    if ((l.count.load(std::memory_order_seq_cst) & mask) == 0 ||
+        l.partition.load(std::memory_order_relaxed) != p)
+      return true;
+    if (l.state.load(std::memory_order_acquire) == 0) return true;
+    // Every 64 spins (each a yield past the first 64): a dead owner, and the bound.
+    if ((spins & 63) == 63) {
+      if (alive_ && !alive_(l.owner_pid, l.owner_start)) return true;
+      const std::uint64_t now = monotonic_ns();
+      if (*started == 0) *started = now;
+      if (now - *started >= limit_ns) return false;
+    }
+    cpu_relax(spins);
+  }
 }
 
 void RingProducer::try_take_bias(std::uint32_t p) {
@@ -246,30 +253,16 @@ PublishResult RingProducer::acquire_exclusive(std::uint32_t p, bool biased) {
   // their claim: wait until each has finished (its intent idle or elsewhere), or is dead. A
   // claim normally ends within microseconds; one that does not (a zero-copy claim held open,
   // a stopped process) makes us give the partition back rather than block the publish.
-  std::uint64_t started = 0;
+  std::uint64_t started = 0;  // one bound for all the lanes together
   for (std::uint32_t i = 0; i < region_.config().producer_lanes; ++i) {
     if (i == lane_index_) continue;
-    const ProducerLane& l = region_.lane(i);
-    for (std::uint32_t spins = 0;; ++spins) {
-      // seq_cst: the other half of the Dekker pairing in claim(); it also acquires end_claim's
-      // release, so the lane's slots are finished when we see it idle.
-      if (l.count.load(std::memory_order_seq_cst) == 0 ||
-          l.partition.load(std::memory_order_relaxed) != p)
-        break;
-      if (l.state.load(std::memory_order_acquire) == 0) break;
-      if (alive_ && spins >= 64 && !alive_(l.owner_pid, l.owner_start)) break;
-      if ((spins & 63) == 63) {
-        const std::uint64_t now = monotonic_ns();
-        if (started == 0) started = now;
-        if (now - started >= (biased ? kBiasTakeWaitNs : kExclusiveTakeWaitNs)) {
-          // Release: the sharers that see the mark gone may claim (nothing of ours to publish).
-          std::uint32_t expected = me;
-          (void)owner.compare_exchange_strong(expected, 0, std::memory_order_release,
-                                              std::memory_order_relaxed);
-          return PublishResult::kBusy;
-        }
-      }
-      cpu_relax(spins);
+    if (!wait_out_intent(region_.lane(i), p, ~0u, biased ? kBiasTakeWaitNs : kExclusiveTakeWaitNs,
+                         &started)) {
+      // Release: the sharers that see the mark gone may claim (nothing of ours to publish).
+      std::uint32_t expected = me;
+      (void)owner.compare_exchange_strong(expected, 0, std::memory_order_release,
+                                          std::memory_order_relaxed);
+      return PublishResult::kBusy;
     }
   }
   owned_[p] = biased ? kBiased : kHeld;

@@ -172,6 +172,12 @@ class RingProducer {
     solo_next_[p] = head + n;
   }
   void try_take_bias(std::uint32_t p);
+  // Spins until lane l has no intent on partition p with any of `mask`'s bits in its count
+  // (~0u: any intent; kSoleClaim: a biased holder's marked claim), or is free, or its owner is
+  // dead: true. False once limit_ns have passed since *started (0: starts the clock now; one
+  // clock can bound several lanes' waits).
+  bool wait_out_intent(const ProducerLane& l, std::uint32_t p, std::uint32_t mask,
+                       std::uint64_t limit_ns, std::uint64_t* started) const;
   SlotHeader* begin_write(std::uint32_t p, std::uint64_t seq);
   // Encodes the request and writes it into slot seq of partition p (begin_write included);
   // nullptr when begin_write refused the slot (nothing written). key_hash:
