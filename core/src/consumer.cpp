@@ -61,10 +61,14 @@ void RingConsumer::commit() {
 bool RingConsumer::ready(std::uint32_t p) const {
   const std::uint64_t c = read_[p];
   // Acquire: pairs with the producer's release of the word, as in read_one().
-  std::uint64_t w = region_.slot(p, c).word.load(std::memory_order_acquire);
+  const SlotHeader& slot = region_.slot(p, c);
+  std::uint64_t w = slot.word.load(std::memory_order_acquire);
   std::uint64_t s = word_sequence(w);
   if (s > c) return true;  // lapped: poll reports the gap
-  if (s < c) return false;
+  if (s < c) {
+    await_second_line(slot);
+    return false;
+  }
   SlotState st = word_state(w);
   return st == SlotState::kPublished || st == SlotState::kAbandoned ||
          st == SlotState::kDuplicate;
@@ -86,6 +90,7 @@ RingConsumer::Step RingConsumer::read_one(std::uint32_t p, EnvelopeView* view,
   const std::uint64_t w = slot.word.load(std::memory_order_acquire);
   const std::uint64_t s = word_sequence(w);
   if (s < c) {  // not claimed, or claimed and not yet begun
+    await_second_line(slot);
     if (alive_ && (++empty_reads_ & kStuckReadMask) == 0) check_stuck(p, w, false);
     return Step::kEmpty;
   }

@@ -107,6 +107,17 @@ class RingConsumer {
     __builtin_prefetch(next + 2 * kCacheLine, 0, 3);
     __builtin_prefetch(next + 3 * kCacheLine, 0, 3);
   }
+  // The next slot is not ready: asks for its second line while the caller spins on the first.
+  // A compact event with up to 72 bytes of key and payload spans the slot's first two lines, and
+  // a consumer that requests the second only once the word's line has shown the event waits for
+  // two transfers in a row; with a request for it outstanding on every spin, the two come
+  // together. Only a hint (the line is fetched again if the producer writes it afterwards), and
+  // no access a race detector would see. Round trip p50 0.93x (6 interleaved rounds, AMD Zen 5
+  // 2 vCPU; throughput unchanged); evring-handover shows the same on bare lines
+  // (bench/RESULTS.md, session O).
+  [[gnu::always_inline]] static void await_second_line(const SlotHeader& slot) {
+    __builtin_prefetch(reinterpret_cast<const char*>(&slot) + kCacheLine, 0, 3);
+  }
   // Far enough ahead that the lines arrive in time, near enough that they are still cached
   // when read (Xeon 2 vCPU, 64 B events, throughput against no read-ahead, 6 interleaved
   // rounds: 4 slots ahead +0%, 16 +32%, 32 +35%, 64 +28%; starting only at the 16th event in a
