@@ -11,15 +11,15 @@
 // them, "prefetched" spins on the flag and prefetches the second line on every spin, as
 // RingConsumer does (await_second_line).
 //
-// It shows how a slot's layout and a reader's wait turn into transfers. On the AMD Zen 5 VM of session L: 641 ns
-// at 64 B, 802 ns at 128 B, ~1200 ns at 192 B, 1310 ns at 256 B: the line paired with the
-// flag's line in its aligned 128 bytes arrives nearly with it, every further line is one more
-// transfer in series, requested only once the flag's line showed the message. That is why
-// ring layout 6 stores a compact header (core/include/evring/core/ring_layout.h). Session O, same
-// VM, p50s of 4 rounds in two host states: 64 B 591-632 / 611-621 ns, 128 B 741-771 / 801-1002,
-// 128 B stamped 481-661 / 621-882, prefetched 631-662 / 782-881: a request for the second line
-// kept outstanding while the reader waits brings most of it along with the first. (Writing the
-// second line before the first, or without a WRITING mark first, changed nothing.)
+// It shows how a slot's layout and a reader's wait turn into transfers. On the AMD Zen 5 VM of
+// session L: 641 ns at 64 B, 802 ns at 128 B, ~1200 ns at 192 B, 1310 ns at 256 B: the line paired
+// with the flag's line in its aligned 128 bytes arrives nearly with it, every further line is one
+// more transfer in series, requested only once the flag's line showed the message. That is why ring
+// layout 6 stores a compact header (core/include/evring/core/ring_layout.h). Session O, same VM,
+// p50s of 4 rounds in two host states: 64 B 591-632 / 611-621 ns, 128 B 741-771 / 801-1002, 128 B
+// stamped 481-661 / 621-882, prefetched 631-662 / 782-881: a request for the second line kept
+// outstanding while the reader waits brings most of it along with the first. (Writing the second
+// line before the first, or without a WRITING mark first, changed nothing.)
 #include <algorithm>
 #include <atomic>
 #include <cstdint>
@@ -142,9 +142,9 @@ int run(int argc, char** argv) {
   std::printf("evring-handover  cpu: %s  cpus %d,%d  %d round trips a size\n",
               evring::bench::cpu_model_name().c_str(), cpus[0], cpus[1], iters);
   for (int r = 0; r < rounds; ++r) {
-    const std::pair<std::size_t, Wait> cases[] = {{64, Wait::kFlag},       {128, Wait::kFlag},
-                                                  {192, Wait::kFlag},      {256, Wait::kFlag},
-                                                  {128, Wait::kStamped},   {128, Wait::kPrefetched}};
+    const std::pair<std::size_t, Wait> cases[] = {{64, Wait::kFlag},     {128, Wait::kFlag},
+                                                  {192, Wait::kFlag},    {256, Wait::kFlag},
+                                                  {128, Wait::kStamped}, {128, Wait::kPrefetched}};
     for (const auto& [n, how] : cases) {
       const std::vector<std::uint64_t> rtt = measure(*slots, n, how, iters, cpus[0], cpus[1]);
       std::printf("round %d  %3zu B %-10s  rtt p10 %6llu ns  p50 %6llu ns\n", r, n, wait_name(how),
