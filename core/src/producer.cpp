@@ -247,6 +247,19 @@ void RingProducer::prefetch_for_write(std::uint32_t p, std::uint64_t seq) const 
     prefetch_line_for_write(base + off);
 }
 
+void RingProducer::prefetch_event_lines(std::uint32_t p, std::uint64_t seq,
+                                       std::size_t body_bytes) const {
+  // The slot's lines sit in the cache of the consumer that read them a lap ago, or that spins
+  // on the word now: the 16-ahead prefetch (prefetch_for_write) came before that consumer read
+  // them whenever the ring runs full, and a waiting consumer takes lines 0-1 back on every spin
+  // (RingConsumer::await_second_line). Without this the stores below waited for those
+  // transfers after all the work before them.
+  const std::byte* base = reinterpret_cast<const std::byte*>(&region_.slot(p, seq));
+  const std::size_t end =
+      std::min(kSlotHeaderBytes + kCompactFixedBytes + body_bytes, kPrefetchBytes);
+  for (std::size_t off = 0; off < end; off += kCacheLine) prefetch_line_for_write(base + off);
+}
+
 bool RingProducer::previous_lap_finished(std::uint32_t p, std::uint64_t seq) const {
   const std::uint64_t capacity = region_.capacity();
   // Acquire: pairs with the previous writer's release of its final word.
@@ -477,6 +490,14 @@ PublishResult RingProducer::try_publish(const PublishRequest& r, PublishReceipt*
     return c;
   const std::uint64_t key_hash = entity_key_hash(r.entity_key);
   std::uint32_t p = region_.partition_of(key_hash);
+  // Held (exclusive or biased): the head is ours, so the slot to be claimed is known now.
+  // Across cores, AMD Zen 5 VM, 6 interleaved rounds: round trip p50 0.89x, throughput 1.45x
+  // with the ring running full (bench/RESULTS.md, session O). A shared producer learns its
+  // sequence only from the claim, and an early read of the head line other producers CAS
+  // would cost them a transfer.
+  if (owned_[p] != kNotHeld)
+    prefetch_event_lines(p, region_.partition(p).head.load(std::memory_order_relaxed),
+                         r.entity_key.size() + r.payload.size());
   // The clock is read before the claim: on a shared partition the claim's CAS waits for the
   // previous event's slot stores to drain, and the clock's work (a TSC read and a few loads
   // that the locked instruction would hold back) runs while they do. Across cores: shared

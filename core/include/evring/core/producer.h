@@ -251,6 +251,12 @@ class RingProducer {
   // prefetch_ahead_ >= 2: see prefetch_for_write).
   void prefetch_for_write(std::uint32_t p, std::uint64_t seq) const;
   static constexpr std::size_t kPrefetchBytes = 1024;  // at most this much of a slot
+  // Starts fetching, for writing, the lines that an event of `body_bytes` key and payload bytes
+  // will take in slot seq of partition p (its slot header, the compact header's fixed part and
+  // the body; at most kPrefetchBytes). Called by a producer holding p (exclusive or biased) as
+  // soon as it knows the partition, before the clock, the id, the claim and the checksum: those
+  // then run while the lines leave the consumer's core.
+  void prefetch_event_lines(std::uint32_t p, std::uint64_t seq, std::size_t body_bytes) const;
   // How far ahead of the slot just written a publish prefetches (prefetch_ahead_). A slot's
   // lines come from the cache of the consumer that read them a lap ago, one cross-core
   // transfer each: prefetching the next slot only, the producer waited out one transfer per

@@ -339,12 +339,13 @@ inline constexpr std::size_t kSlotHeaderBytes = sizeof(SlotHeader);
 // |  32 |    8 | key_id (0..15), entity_key_bytes (16..31), checksum (32..63)                 |
 // |  40 |    … | [idempotency_key 16] [correlation_id 16] [causation_id 16]                   |
 // |     |      | [entity_revision 8] [origin_host 4, then 4 zero bytes]                       |
-// Why: a cache line moves between cores as one transfer, and the line paired with it in its
-// aligned 128 bytes comes along with it, but every further line is another transfer, one after
-// the other, since a consumer asks for the rest only once the word's line has shown it the event
-// is there. A 64-byte payload with a key of up to 8 bytes now fits the slot's first 128 bytes
-// (16 + 40 + 8 + 64) instead of spilling into a third line: a hand-over measured 1.5x slower
-// at 192 bytes than at 128 (bench/RESULTS.md, session L).
+// Why: a cache line moves between cores as one transfer. A consumer waiting on a slot keeps a
+// request for its second line outstanding (RingConsumer::await_second_line), so the first two
+// come together, but every further line is another transfer, one after the other, since it asks
+// for the rest only once the word's line has shown it the event is there. A 64-byte payload with
+// a key of up to 8 bytes now fits the slot's first 128 bytes (16 + 40 + 8 + 64) instead of
+// spilling into a third line: a hand-over measured 1.5x slower at 192 bytes than at 128
+// (bench/RESULTS.md, sessions L and O).
 enum SlotElide : std::uint16_t {
   kElideIdempotencyKey = 1u << 0,  // header words 6-7: equal to the event id (words 4-5)
   kElideCorrelationId = 1u << 1,   // words 8-9: equal to the event id
