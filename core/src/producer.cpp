@@ -491,8 +491,8 @@ PublishResult RingProducer::try_publish(const PublishRequest& r, PublishReceipt*
   const std::uint64_t key_hash = entity_key_hash(r.entity_key);
   std::uint32_t p = region_.partition_of(key_hash);
   // Held (exclusive or biased): the head is ours, so the slot to be claimed is known now.
-  // Across cores, AMD Zen 5 VM, 6 interleaved rounds: round trip p50 0.89x, throughput 1.45x
-  // with the ring running full (bench/RESULTS.md, session O). A shared producer learns its
+  // Across cores, AMD Zen 5 VM, 6 interleaved rounds: throughput 1.65x, round trip p50 0.90x
+  // (bench/RESULTS.md, session O). A shared producer learns its
   // sequence only from the claim, and an early read of the head line other producers CAS
   // would cost them a transfer.
   if (owned_[p] != kNotHeld)
