@@ -545,6 +545,15 @@ PublishResult RingProducer::try_publish_batch(std::span<const PublishRequest> re
       if (region_.partition_of(hashes[j - i]) != p) break;
       ++j;
     }
+    // Held: the run's first slots are known, as in try_publish (batches of 16 across cores:
+    // 1.26x, 5 of 5 interleaved rounds; the loop below prefetches the slots past them while it
+    // writes).
+    if (owned_[p] != kNotHeld) {
+      const std::uint64_t head = region_.partition(p).head.load(std::memory_order_relaxed);
+      for (std::size_t k = 0; k < std::min<std::size_t>(j - i, kPrefetchAhead); ++k)
+        prefetch_event_lines(p, head + k,
+                             requests[i + k].entity_key.size() + requests[i + k].payload.size());
+    }
     const std::uint64_t now = clock_.now_ns();  // before the claim, as in try_publish
     std::uint64_t first, got;
     if (result = claim(p, j - i, &first, &got); result != PublishResult::kOk) break;
