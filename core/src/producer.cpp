@@ -490,14 +490,16 @@ PublishResult RingProducer::try_publish(const PublishRequest& r, PublishReceipt*
     return c;
   const std::uint64_t key_hash = entity_key_hash(r.entity_key);
   std::uint32_t p = region_.partition_of(key_hash);
-  // Held (exclusive or biased): the head is ours, so the slot to be claimed is known now.
-  // Across cores, AMD Zen 5 VM, 6 interleaved rounds: throughput 1.65x, round trip p50 0.90x
-  // (bench/RESULTS.md, session O). A shared producer learns its
-  // sequence only from the claim, and an early read of the head line other producers CAS
-  // would cost them a transfer.
-  if (owned_[p] != kNotHeld)
-    prefetch_event_lines(p, region_.partition(p).head.load(std::memory_order_relaxed),
-                         r.entity_key.size() + r.payload.size());
+  // Held (exclusive or biased): the head is ours, so the slot to be claimed is known now
+  // (relaxed: a hint only; the claim reads the head again). Across cores, AMD Zen 5 VM, 6
+  // interleaved rounds: throughput 1.65x, round trip p50 0.90x (bench/RESULTS.md, session O).
+  // A shared producer learns its sequence only from the claim, and an early read of the head
+  // line other producers CAS would cost them a transfer.
+  if (owned_[p] != kNotHeld) {
+    const std::uint64_t head = region_.partition(p).head.load(std::memory_order_relaxed);
+    if (known_released(p, head))
+      prefetch_event_lines(p, head, r.entity_key.size() + r.payload.size());
+  }
   // The clock is read before the claim: on a shared partition the claim's CAS waits for the
   // previous event's slot stores to drain, and the clock's work (a TSC read and a few loads
   // that the locked instruction would hold back) runs while they do. Across cores: shared
@@ -550,7 +552,9 @@ PublishResult RingProducer::try_publish_batch(std::span<const PublishRequest> re
     // writes).
     if (owned_[p] != kNotHeld) {
       const std::uint64_t head = region_.partition(p).head.load(std::memory_order_relaxed);
-      for (std::size_t k = 0; k < std::min<std::size_t>(j - i, kPrefetchAhead); ++k)
+      for (std::size_t k = 0; k < std::min<std::size_t>(j - i, kPrefetchAhead) &&
+                              known_released(p, head + k);
+           ++k)
         prefetch_event_lines(p, head + k,
                              requests[i + k].entity_key.size() + requests[i + k].payload.size());
     }

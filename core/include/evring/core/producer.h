@@ -257,6 +257,13 @@ class RingProducer {
   // soon as it knows the partition, before the clock, the id, the claim and the checksum: those
   // then run while the lines leave the consumer's core.
   void prefetch_event_lines(std::uint32_t p, std::uint64_t seq, std::size_t body_bytes) const;
+  // Whether slot seq of p is free to write as far as our cached gate knows: false while a
+  // consumer may still be reading the event a lap older there (reject mode, a ring running
+  // full), whose lines an early prefetch would take from it.
+  bool known_released(std::uint32_t p, std::uint64_t seq) const {
+    return region_.config().overflow != Overflow::kReject ||
+           seq < gate_cache_[p] + region_.capacity();
+  }
   // How far ahead of the slot just written a publish prefetches (prefetch_ahead_). A slot's
   // lines come from the cache of the consumer that read them a lap ago, one cross-core
   // transfer each: prefetching the next slot only, the producer waited out one transfer per
