@@ -248,7 +248,7 @@ void RingProducer::prefetch_for_write(std::uint32_t p, std::uint64_t seq) const 
 }
 
 void RingProducer::prefetch_event_lines(std::uint32_t p, std::uint64_t seq,
-                                       std::size_t body_bytes) const {
+                                        std::size_t body_bytes) const {
   // The slot's lines sit in the cache of the consumer that read them a lap ago, or that spins
   // on the word now: the 16-ahead prefetch (prefetch_for_write) came before that consumer read
   // them whenever the ring runs full, and a waiting consumer takes lines 0-1 back on every spin
@@ -552,9 +552,8 @@ PublishResult RingProducer::try_publish_batch(std::span<const PublishRequest> re
     // writes).
     if (owned_[p] != kNotHeld) {
       const std::uint64_t head = region_.partition(p).head.load(std::memory_order_relaxed);
-      for (std::size_t k = 0; k < std::min<std::size_t>(j - i, kPrefetchAhead) &&
-                              known_released(p, head + k);
-           ++k)
+      for (std::size_t k = 0;
+           k < std::min<std::size_t>(j - i, kPrefetchAhead) && known_released(p, head + k); ++k)
         prefetch_event_lines(p, head + k,
                              requests[i + k].entity_key.size() + requests[i + k].payload.size());
     }
