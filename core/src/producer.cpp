@@ -252,7 +252,7 @@ void RingProducer::prefetch_event_lines(std::uint32_t p, std::uint64_t seq,
   // The slot's lines sit in the cache of the consumer that read them a lap ago, or that spins
   // on the word now: the 16-ahead prefetch (prefetch_for_write) came before that consumer read
   // them whenever the ring runs full, and a waiting consumer takes lines 0-1 back on every spin
-  // (RingConsumer::await_second_line). Without this the stores below waited for those
+  // (RingConsumer::await_second_line). Without it, a publish's slot stores waited for those
   // transfers after all the work before them.
   const std::byte* base = reinterpret_cast<const std::byte*>(&region_.slot(p, seq));
   const std::size_t end =
@@ -491,8 +491,9 @@ PublishResult RingProducer::try_publish(const PublishRequest& r, PublishReceipt*
   const std::uint64_t key_hash = entity_key_hash(r.entity_key);
   std::uint32_t p = region_.partition_of(key_hash);
   // Held (exclusive or biased): the head is ours, so the slot to be claimed is known now
-  // (relaxed: a hint only; the claim reads the head again). Across cores, AMD Zen 5 VM, 6
-  // interleaved rounds: throughput 1.65x, round trip p50 0.90x (bench/RESULTS.md, session O).
+  // (relaxed: a hint only; the claim reads the head again). Across cores, AMD Zen 5 VM, two
+  // runs of 6 interleaved rounds: throughput 1.56-1.65x, round trip p50 0.82-0.90x
+  // (bench/RESULTS.md, session O).
   // A shared producer learns its sequence only from the claim, and an early read of the head
   // line other producers CAS would cost them a transfer.
   if (owned_[p] != kNotHeld) {
