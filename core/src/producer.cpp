@@ -49,6 +49,11 @@ void prefetch_line_for_write(const std::byte* p) {
   __builtin_prefetch(p, 1, 3);
 }
 
+// Bytes [first, end) of a slot, a cache line at a time (first is a multiple of a line).
+void prefetch_lines_for_write(const std::byte* slot, std::size_t first, std::size_t end) {
+  for (std::size_t off = first; off < end; off += kCacheLine) prefetch_line_for_write(slot + off);
+}
+
 // Which header word groups of the request's event a slot can leave out (ring_layout.h).
 std::uint16_t elided_groups(const PublishRequest& r) {
   return kCompactHeader | (r.origin_host == 0 ? kElideOriginHost : 0) |
@@ -242,22 +247,29 @@ void RingProducer::prefetch_for_write(std::uint32_t p, std::uint64_t seq) const 
   // no one (throughput 1.04x, 12 of 12 rounds, round trip and one-way within the noise, AMD VM).
   const std::byte* base = reinterpret_cast<const std::byte*>(&region_.slot(p, seq));
   const std::size_t first_line = prefetch_ahead_ >= 2 ? 0 : kCacheLine;  // line 0 or not
-  for (std::size_t off = first_line; off < region_.config().slot_bytes && off <= kPrefetchBytes;
-       off += kCacheLine)
-    prefetch_line_for_write(base + off);
+  prefetch_lines_for_write(base, first_line,
+                           std::min<std::size_t>(region_.config().slot_bytes, kPrefetchBytes + 1));
 }
 
-void RingProducer::prefetch_event_lines(std::uint32_t p, std::uint64_t seq,
-                                        std::size_t body_bytes) const {
-  // The slot's lines sit in the cache of the consumer that read them a lap ago, or that spins
+void RingProducer::prefetch_held_slots(std::uint32_t p,
+                                       std::span<const PublishRequest> events) const {
+  // The slots' lines sit in the cache of the consumer that read them a lap ago, or that spins
   // on the word now: the 16-ahead prefetch (prefetch_for_write) came before that consumer read
   // them whenever the ring runs full, and a waiting consumer takes lines 0-1 back on every spin
-  // (RingConsumer::await_second_line). Without it, a publish's slot stores waited for those
-  // transfers after all the work before them.
-  const std::byte* base = reinterpret_cast<const std::byte*>(&region_.slot(p, seq));
-  const std::size_t end =
-      std::min(kSlotHeaderBytes + kCompactFixedBytes + body_bytes, kPrefetchBytes);
-  for (std::size_t off = 0; off < end; off += kCacheLine) prefetch_line_for_write(base + off);
+  // (RingConsumer::await_second_line). Without this, a publish's slot stores waited for those
+  // transfers after all the work before them. A shared producer learns its sequence only from
+  // the claim, and an early read of the head line other producers CAS would cost them a
+  // transfer.
+  if (owned_[p] == kNotHeld) return;
+  // Relaxed: the head is ours while we hold p; a hint only, the claim reads it again.
+  const std::uint64_t head = region_.partition(p).head.load(std::memory_order_relaxed);
+  const std::size_t n = std::min<std::size_t>(events.size(), kPrefetchAhead);
+  for (std::size_t k = 0; k < n && known_released(p, head + k); ++k) {
+    const std::size_t body = events[k].entity_key.size() + events[k].payload.size();
+    prefetch_lines_for_write(
+        reinterpret_cast<const std::byte*>(&region_.slot(p, head + k)), 0,
+        std::min(kSlotHeaderBytes + kCompactFixedBytes + body, kPrefetchBytes));
+  }
 }
 
 bool RingProducer::previous_lap_finished(std::uint32_t p, std::uint64_t seq) const {
@@ -490,17 +502,10 @@ PublishResult RingProducer::try_publish(const PublishRequest& r, PublishReceipt*
     return c;
   const std::uint64_t key_hash = entity_key_hash(r.entity_key);
   std::uint32_t p = region_.partition_of(key_hash);
-  // Held (exclusive or biased): the head is ours, so the slot to be claimed is known now
-  // (relaxed: a hint only; the claim reads the head again). Across cores, AMD Zen 5 VM, two
-  // runs of 6 interleaved rounds: throughput 1.56-1.65x, round trip p50 0.82-0.90x
-  // (bench/RESULTS.md, session O).
-  // A shared producer learns its sequence only from the claim, and an early read of the head
-  // line other producers CAS would cost them a transfer.
-  if (owned_[p] != kNotHeld) {
-    const std::uint64_t head = region_.partition(p).head.load(std::memory_order_relaxed);
-    if (known_released(p, head))
-      prefetch_event_lines(p, head, r.entity_key.size() + r.payload.size());
-  }
+  // The slot to be claimed is known now if we hold p. Across cores, AMD Zen 5 VM, two runs of 6
+  // interleaved rounds: throughput 1.56-1.65x, round trip p50 0.82-0.90x (bench/RESULTS.md,
+  // session O).
+  prefetch_held_slots(p, std::span(&r, 1));
   // The clock is read before the claim: on a shared partition the claim's CAS waits for the
   // previous event's slot stores to drain, and the clock's work (a TSC read and a few loads
   // that the locked instruction would hold back) runs while they do. Across cores: shared
@@ -548,16 +553,9 @@ PublishResult RingProducer::try_publish_batch(std::span<const PublishRequest> re
       if (region_.partition_of(hashes[j - i]) != p) break;
       ++j;
     }
-    // Held: the run's first slots are known, as in try_publish (batches of 16 across cores:
-    // 1.26x, 5 of 5 interleaved rounds; the loop below prefetches the slots past them while it
-    // writes).
-    if (owned_[p] != kNotHeld) {
-      const std::uint64_t head = region_.partition(p).head.load(std::memory_order_relaxed);
-      for (std::size_t k = 0;
-           k < std::min<std::size_t>(j - i, kPrefetchAhead) && known_released(p, head + k); ++k)
-        prefetch_event_lines(p, head + k,
-                             requests[i + k].entity_key.size() + requests[i + k].payload.size());
-    }
+    // As in try_publish (batches of 16 across cores: 1.26x, 5 of 5 interleaved rounds; the loop
+    // below prefetches the slots past the first 16 while it writes).
+    prefetch_held_slots(p, requests.subspan(i, j - i));
     const std::uint64_t now = clock_.now_ns();  // before the claim, as in try_publish
     std::uint64_t first, got;
     if (result = claim(p, j - i, &first, &got); result != PublishResult::kOk) break;

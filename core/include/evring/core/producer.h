@@ -251,12 +251,13 @@ class RingProducer {
   // prefetch_ahead_ >= 2: see prefetch_for_write).
   void prefetch_for_write(std::uint32_t p, std::uint64_t seq) const;
   static constexpr std::size_t kPrefetchBytes = 1024;  // at most this much of a slot
-  // Starts fetching, for writing, the lines that an event of `body_bytes` key and payload bytes
-  // will take in slot seq of partition p (its slot header, the compact header's fixed part and
-  // the body; at most kPrefetchBytes). Called by a producer holding p (exclusive or biased) as
-  // soon as it knows the partition, before the clock, the id, the claim and the checksum: those
-  // then run while the lines leave the consumer's core.
-  void prefetch_event_lines(std::uint32_t p, std::uint64_t seq, std::size_t body_bytes) const;
+  // If this producer holds p (exclusive or biased), starts fetching, for writing, the lines the
+  // first events (at most kPrefetchAhead) will take in the slots from the head on: slot header,
+  // the compact header's fixed part and the body, at most kPrefetchBytes a slot. Called as soon
+  // as the partition is known, before the clock, the id, the claim and the checksum, which then
+  // run while the lines leave the consumer's core. Stops at a slot our cached gate says a
+  // consumer may still be reading (reject mode, a ring running full): its lines are not ours.
+  void prefetch_held_slots(std::uint32_t p, std::span<const PublishRequest> events) const;
   // Whether slot seq of p is free to write as far as our cached gate knows: false while a
   // consumer may still be reading the event a lap older there (reject mode, a ring running
   // full), whose lines an early prefetch would take from it.
