@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "bench_env.h"
+#include "cpu_wait.h"
 #include "evring/core/clock.h"
 #include "evring/core/histogram.h"
 #include "evring/shm/bus.h"

@@ -53,6 +53,12 @@ core::PublishRequest make_request(Producer& p, uint16_t type) {
 struct LatencyResult {
   core::Histogram sched, service;
   uint64_t events = 0;
+  uint64_t cpu_wait_ns[2] = {0, 0};  // sender, receiver (cpu_wait.h)
+};
+
+struct RoundTripResult {
+  core::Histogram rtt;
+  uint64_t cpu_wait_ns[2] = {0, 0};  // initiator, echo
 };
 
 LatencyResult one_way(const Options& o) {
@@ -78,6 +84,7 @@ LatencyResult one_way(const Options& o) {
         uint64_t start;
         while ((start = go->load(std::memory_order_acquire)) == 0) {
         }
+        const CpuWait waited;
         const uint64_t n = static_cast<uint64_t>(o.seconds * o.rate);
         for (uint64_t k = 0; k < n; ++k) {
           const uint64_t sched = start + k * interval;
@@ -86,6 +93,7 @@ LatencyResult one_way(const Options& o) {
           }
           publish_stamped(*p, req, buf, k, sched, t);
         }
+        ctl->cpu_wait_ns[0].store(waited.elapsed_ns(), std::memory_order_relaxed);
         publish_stamped(*p, req, buf, kStop, 0, 0);
       },
       [&] {
@@ -93,6 +101,7 @@ LatencyResult one_way(const Options& o) {
         while (ctl->peer_ready.load(std::memory_order_acquire) == 0) {
         }
         go->store(now_ns() + 10'000'000, std::memory_order_release);  // 10 ms settle
+        const CpuWait waited;
         const core::WaitStrategy ws = strategy_of(o.wait);
         uint64_t expected = 0;
         bool done = false;
@@ -120,13 +129,15 @@ LatencyResult one_way(const Options& o) {
             (void)cons->wait(ws, 1'000'000);
           if (!error.empty()) throw std::runtime_error("receiver: " + error);
         }
+        res.cpu_wait_ns[1] = waited.elapsed_ns();
       });
+  res.cpu_wait_ns[0] = ctl->cpu_wait_ns[0].load(std::memory_order_relaxed);
   munmap(ctl, sizeof(PeerControl));
   munmap(go, sizeof(std::atomic<uint64_t>));
   return res;
 }
 
-core::Histogram round_trip(const Options& o) {
+RoundTripResult round_trip(const Options& o) {
   const std::string a = unique_name("ping"), b = unique_name("pong");
   auto bus_a = must(Bus::create(a, latency_bus_options(o)), "Bus::create ping");
   BusGuard ga{a};
@@ -137,7 +148,8 @@ core::Histogram round_trip(const Options& o) {
   out->set_exclusive(o.exclusive);
   const uint16_t ping_type = must(out->resolve("ping.event"), "resolve ping");
   auto* ctl = shared_anon<PeerControl>();
-  core::Histogram h;
+  RoundTripResult res;
+  core::Histogram& h = res.rtt;
   run_forked(
       ctl->err, sizeof(ctl->err),
       [&] {
@@ -151,6 +163,7 @@ core::Histogram round_trip(const Options& o) {
         core::PublishRequest req = make_request(*p, type);
         std::vector<std::byte> buf(o.payload);
         ctl->peer_ready.store(1, std::memory_order_release);
+        const CpuWait waited;
         bool done = false;
         auto echo = [&](const core::Event& e) {
           uint64_t seq, t;
@@ -160,6 +173,7 @@ core::Histogram round_trip(const Options& o) {
           else publish_stamped(*p, req, buf, seq, t, 0);
         };
         while (!done) (void)in->poll(echo, 64);
+        ctl->cpu_wait_ns[1].store(waited.elapsed_ns(), std::memory_order_relaxed);
       },
       [&] {
         pin_current_thread(o.cpus[0]);
@@ -168,6 +182,7 @@ core::Histogram round_trip(const Options& o) {
         core::PublishRequest req = make_request(*out, ping_type);
         std::vector<std::byte> buf(o.payload);
         Watchdog dog(static_cast<unsigned>(o.seconds) + 30);
+        const CpuWait waited;
         uint64_t got = ~0ull;
         auto on_pong = [&](const core::Event& e) { std::memcpy(&got, e.view.payload.data(), 8); };
         const RoundTripSchedule schedule(now_ns(), o.seconds);
@@ -181,11 +196,16 @@ core::Histogram round_trip(const Options& o) {
           if (got != i) throw std::runtime_error("pong out of order");
           if (!schedule.warming_up(i, t)) h.record(rtt);
         }
+        res.cpu_wait_ns[0] = waited.elapsed_ns();
         publish_stamped(*out, req, buf, kStop, 0, 0);
       });
+  // Read after run_forked() reaped the echo process.
+  res.cpu_wait_ns[1] = ctl->cpu_wait_ns[1].load(std::memory_order_relaxed);
   munmap(ctl, sizeof(PeerControl));
-  return h;
+  return res;
 }
+
+double ms(uint64_t ns) { return static_cast<double>(ns) / 1e6; }
 
 }  // namespace
 
@@ -193,8 +213,10 @@ int run_latency(const Options& o) {
   set_activity("evring one-way latency");
   LatencyResult lr = one_way(o);
   set_activity("evring round trip");
-  core::Histogram rtt = round_trip(o);
+  const RoundTripResult rt = round_trip(o);
+  const core::Histogram& rtt = rt.rtt;
   double peer_rtt50 = 0, peer_rtt99 = 0;
+  uint64_t peer_wait_ns = 0;
   if (o.peers) {
     set_activity("pingpong");
     CaseConfig pc;
@@ -202,10 +224,12 @@ int run_latency(const Options& o) {
     pc.consumer_cpu = o.cpus[1 % o.cpus.size()];
     pc.seconds = o.seconds;
     pc.payload_bytes = o.payload;
+    (void)take_cpu_wait_ns();
     for (const Metric& m : run_pingpong(pc)) {
       if (m.name == "rtt_p50_ns") peer_rtt50 = m.value;
       if (m.name == "rtt_p99_ns") peer_rtt99 = m.value;
     }
+    peer_wait_ns = take_cpu_wait_ns();
   }
   if (!o.hgrm.empty()) {
     std::ofstream f(o.hgrm);
@@ -239,6 +263,21 @@ int run_latency(const Options& o) {
     std::printf("peers pingpong rtt p50 %.0f  p99 %.0f; ratio evring/pingpong p50 %.3f (target <= "
                 "1.25)\n",
                 peer_rtt50, peer_rtt99, static_cast<double>(p(rtt, 50)) / peer_rtt50);
+  std::printf("cpu wait (ms): one-way sender %.2f receiver %.2f; round trip initiator %.2f echo "
+              "%.2f",
+              ms(lr.cpu_wait_ns[0]), ms(lr.cpu_wait_ns[1]), ms(rt.cpu_wait_ns[0]),
+              ms(rt.cpu_wait_ns[1]));
+  if (o.peers) std::printf("; pingpong %.2f", ms(peer_wait_ns));
+  std::printf("\n");
+  // A blocking receiver's wake-ups count as waits too: the note is for the spinning ones.
+  const bool receiver_spins = o.wait == "spin";
+  for (auto [who, ns] : {std::pair<const char*, uint64_t>{"one-way sender", lr.cpu_wait_ns[0]},
+                         {"one-way receiver", receiver_spins ? lr.cpu_wait_ns[1] : 0},
+                         {"round-trip initiator", rt.cpu_wait_ns[0]},
+                         {"round-trip echo", rt.cpu_wait_ns[1]},
+                         {"pingpong", peer_wait_ns}})
+    if (const char* note = disturbed_note(ns, o.seconds))
+      std::printf("note: the %s waited %.1f ms for its CPU; %s\n", who, ms(ns), note);
   if (o.json) {
     std::ostringstream j;
     j << "{\"mode\":\"latency\",\"payload\":" << o.payload << ",\"rate\":" << fmt(o.rate)
@@ -249,7 +288,11 @@ int run_latency(const Options& o) {
       << ",\"p999_ns\":" << p(h, 99.9) << ",\"p9999_ns\":" << p(h, 99.99)
       << ",\"max_ns\":" << h.max() << ",\"rtt_p50_ns\":" << p(rtt, 50)
       << ",\"rtt_p99_ns\":" << p(rtt, 99) << ",\"rtt_p999_ns\":" << p(rtt, 99.9)
-      << ",\"rtt_max_ns\":" << rtt.max() << ",\"rtt_count\":" << rtt.count();
+      << ",\"rtt_max_ns\":" << rtt.max() << ",\"rtt_count\":" << rtt.count()
+      << ",\"cpu_wait_ns\":{\"one_way\":[" << lr.cpu_wait_ns[0] << "," << lr.cpu_wait_ns[1]
+      << "],\"round_trip\":[" << rt.cpu_wait_ns[0] << "," << rt.cpu_wait_ns[1] << "]";
+    if (o.peers) j << ",\"pingpong\":" << peer_wait_ns;
+    j << "}";
     if (o.peers)
       j << ",\"pingpong_rtt_p50_ns\":" << fmt(peer_rtt50) << ",\"pingpong_rtt_p99_ns\":"
         << fmt(peer_rtt99) << ",\"rtt_p50_ratio_vs_pingpong\":"

@@ -15,10 +15,10 @@ struct ThroughputShared {
   std::atomic<int> producers_done{0};
   std::atomic<uint64_t> total_published{0};
   struct alignas(128) Prod {
-    uint64_t published, rejected, duplicates, end_ns;
+    uint64_t published, rejected, duplicates, end_ns, cpu_wait_ns;
   } prod[kMaxProcs];
   struct alignas(128) Cons {
-    uint64_t delivered, gaps, skipped, last_ns;
+    uint64_t delivered, gaps, skipped, last_ns, cpu_wait_ns;
   } cons[kMaxProcs];
   char err[512];
 };
@@ -27,6 +27,10 @@ struct ThroughputRun {
   double events_per_sec = 0, bytes_per_sec = 0, elapsed_s = 0;
   uint64_t published = 0, rejected = 0;
   std::vector<uint64_t> delivered, rejected_per_producer;
+  std::vector<uint64_t> cpu_wait_ns;  // per process, producers first (cpu_wait.h)
+  uint64_t max_cpu_wait_ns() const {
+    return cpu_wait_ns.empty() ? 0 : *std::max_element(cpu_wait_ns.begin(), cpu_wait_ns.end());
+  }
 };
 
 void fail_child(ThroughputShared* sh, const std::string& what) {
@@ -81,6 +85,7 @@ void producer_main(const Options& o, const std::string& bus_name, ThroughputShar
   sh->ready.fetch_add(1);
   while (sh->go.load(std::memory_order_acquire) == 0) {
   }
+  const CpuWait cpu_wait;
   const uint64_t end = sh->start_ns.load() + static_cast<uint64_t>(o.seconds * 1e9);
   uint64_t seq = 0, rejected = 0, dups = 0;
   auto fill = [&](size_t i) {
@@ -123,7 +128,7 @@ void producer_main(const Options& o, const std::string& bus_name, ThroughputShar
       }
     }
   }
-  sh->prod[idx] = {seq - dups, rejected, dups, now_ns()};
+  sh->prod[idx] = {seq - dups, rejected, dups, now_ns(), cpu_wait.elapsed_ns()};
   sh->total_published.fetch_add(seq - dups);
   sh->producers_done.fetch_add(1, std::memory_order_release);
 }
@@ -159,6 +164,9 @@ void consumer_main(const Options& o, const std::string& bus_name, ThroughputShar
     ++delivered;
   };
   sh->ready.fetch_add(1);
+  while (sh->go.load(std::memory_order_acquire) == 0) {
+  }
+  const CpuWait cpu_wait;
   // The run ends with the consumer's last delivery. Its time is only needed once the producers
   // are done: reading the clock on every delivering poll cost the consumer ~24 ns per event
   // (most polls deliver one or two), which the reference cases do not pay.
@@ -184,7 +192,7 @@ void consumer_main(const Options& o, const std::string& bus_name, ThroughputShar
     }
   }
   if (!error.empty()) throw std::runtime_error("consumer " + std::to_string(idx) + ": " + error);
-  sh->cons[idx] = {delivered, gaps, skipped, last};
+  sh->cons[idx] = {delivered, gaps, skipped, last, cpu_wait.elapsed_ns()};
 }
 
 ThroughputRun throughput_once(const Options& o) {
@@ -256,12 +264,14 @@ ThroughputRun throughput_once(const Options& o) {
     r.published += sh->prod[i].published;
     r.rejected += sh->prod[i].rejected;
     r.rejected_per_producer.push_back(sh->prod[i].rejected);
+    r.cpu_wait_ns.push_back(sh->prod[i].cpu_wait_ns);
     if (sh->prod[i].duplicates)
       throw std::runtime_error("producer " + std::to_string(i) + ": " +
                                std::to_string(sh->prod[i].duplicates) + " unexpected kDuplicate");
   }
   for (int i = 0; i < o.consumers; ++i) {
     r.delivered.push_back(sh->cons[i].delivered);
+    r.cpu_wait_ns.push_back(sh->cons[i].cpu_wait_ns);
     last = std::max(last, sh->cons[i].last_ns);
     if (sh->cons[i].delivered != r.published || sh->cons[i].gaps != 0)
       throw std::runtime_error("ACCOUNTING FAILURE: consumer " + std::to_string(i) + " delivered " +
@@ -288,6 +298,7 @@ const char* target_against(const std::string& name) {
 int run_throughput(const Options& o) {
   std::vector<double> eps, bps;
   std::vector<std::vector<double>> peer_eps(o.against.size());  // per --against case, per run
+  std::vector<std::vector<uint64_t>> peer_wait(o.against.size());  // the same, CPU wait (ns)
   std::vector<ThroughputRun> runs;
   CaseConfig pc;
   pc.producer_cpu = o.cpus[0];
@@ -309,8 +320,10 @@ int run_throughput(const Options& o) {
     for (std::size_t k = 0; k < o.against.size(); ++k) {
       set_activity(o.against[k].c_str());
       double rate = 0;
+      (void)take_cpu_wait_ns();
       for (const Metric& m : peer_fns[k](pc))
         if (m.name == "msgs_per_s") rate = m.value;
+      peer_wait[k].push_back(take_cpu_wait_ns());
       if (rate <= 0) throw std::runtime_error(o.against[k] + " reported no msgs_per_s");
       peer_eps[k].push_back(rate);
     }
@@ -326,14 +339,25 @@ int run_throughput(const Options& o) {
               cpu_model_name().c_str(), cpu_list.c_str(), o.payload, o.partitions, o.producers,
               o.consumers, o.batch, o.dedup ? "on" : "off", o.seconds, o.runs,
               event_clock().c_str(), kernel_clocksource().c_str());
-  std::printf("%-4s %16s %16s %14s %12s  %s\n", "run", "events_per_sec", "bytes_per_sec",
-              "published", "rejected", "delivered per consumer");
+  std::printf("%-4s %16s %16s %14s %12s %13s  %s\n", "run", "events_per_sec", "bytes_per_sec",
+              "published", "rejected", "cpu_wait_ms", "delivered per consumer");
   for (size_t i = 0; i < runs.size(); ++i) {
     std::string d;
     for (auto v : runs[i].delivered) d += std::to_string(v) + " ";
-    std::printf("%-4zu %16.0f %16.0f %14llu %12llu  %s\n", i, runs[i].events_per_sec,
+    std::printf("%-4zu %16.0f %16.0f %14llu %12llu %13.2f  %s\n", i, runs[i].events_per_sec,
                 runs[i].bytes_per_sec, static_cast<unsigned long long>(runs[i].published),
-                static_cast<unsigned long long>(runs[i].rejected), d.c_str());
+                static_cast<unsigned long long>(runs[i].rejected),
+                static_cast<double>(runs[i].max_cpu_wait_ns()) / 1e6, d.c_str());
+  }
+  for (size_t i = 0; i < runs.size(); ++i) {
+    const std::vector<uint64_t>& w = runs[i].cpu_wait_ns;
+    const size_t who = static_cast<size_t>(std::max_element(w.begin(), w.end()) - w.begin());
+    if (const char* note = disturbed_note(w[who], runs[i].elapsed_s))
+      std::printf("note: run %zu: %s %zu (CPU %d) waited %.1f ms for its CPU; %s\n", i,
+                  static_cast<int>(who) < o.producers ? "producer" : "consumer",
+                  static_cast<int>(who) < o.producers ? who : who - o.producers,
+                  throughput_cpu(o, static_cast<int>(who)), static_cast<double>(w[who]) / 1e6,
+                  note);
   }
   std::printf("median events_per_sec %.0f (min %.0f max %.0f); bytes_per_sec %.0f; all events "
               "accounted for, per-(producer,key) order verified\n",
@@ -358,6 +382,10 @@ int run_throughput(const Options& o) {
         o.against[k].c_str(), what.c_str(), sp[k].median, sp[k].min, sp[k].max,
         o.against[k].c_str(), se.median / sp[k].median, target_against(o.against[k]), sr[k].median,
         sr[k].min, sr[k].max);
+    for (std::size_t i = 0; i < peer_wait[k].size(); ++i)
+      if (const char* note = disturbed_note(peer_wait[k][i], o.seconds))
+        std::printf("note: %s run %zu: a process waited %.1f ms for its CPU; %s\n",
+                    o.against[k].c_str(), i, static_cast<double>(peer_wait[k][i]) / 1e6, note);
   }
   if (o.json) {
     std::ostringstream j;
@@ -371,7 +399,8 @@ int run_throughput(const Options& o) {
         << ",\"bytes_per_sec\":" << fmt(runs[i].bytes_per_sec)
         << ",\"published\":" << runs[i].published << ",\"rejected\":" << runs[i].rejected
         << ",\"rejected_per_producer\":" << json_list(runs[i].rejected_per_producer)
-        << ",\"delivered_per_consumer\":" << json_list(runs[i].delivered) << "}";
+        << ",\"delivered_per_consumer\":" << json_list(runs[i].delivered)
+        << ",\"cpu_wait_ns\":" << json_list(runs[i].cpu_wait_ns) << "}";
     }
     j << "],\"events_per_sec\":{\"median\":" << fmt(se.median) << ",\"min\":" << fmt(se.min)
       << ",\"max\":" << fmt(se.max) << "},\"bytes_per_sec_median\":" << fmt(sb.median);
@@ -388,6 +417,7 @@ int run_throughput(const Options& o) {
           << "\":{\"msgs_per_sec\":{\"median\":" << fmt(sp[k].median)
           << ",\"min\":" << fmt(sp[k].min) << ",\"max\":" << fmt(sp[k].max)
           << "},\"runs\":" << json_doubles(peer_eps[k])
+          << ",\"cpu_wait_ns\":" << json_list(peer_wait[k])
           << ",\"ratio\":" << fmt(se.median / sp[k].median, 4)
           << ",\"ratio_per_run\":{\"median\":" << fmt(sr[k].median, 4)
           << ",\"min\":" << fmt(sr[k].min, 4) << ",\"max\":" << fmt(sr[k].max, 4) << "}}";

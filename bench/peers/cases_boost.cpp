@@ -81,6 +81,7 @@ LatencyHistogram mq_rtt(const CaseConfig& cfg) {
             *ctl, cfg.seconds, msg.data(), n, hist, [&] { there.send(msg.data(), n, 0); },
             [&] { mq_receive(back, msg.data(), n); });
       });
+  record_cpu_wait(*ctl);
   return hist;
 }
 

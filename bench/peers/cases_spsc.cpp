@@ -34,6 +34,7 @@ std::vector<Metric> run_pingpong(const CaseConfig& cfg) {
       [&] {
         pin_current_thread(cfg.consumer_cpu);
         ctl->peer_ready.store(1, std::memory_order_release);
+        const CpuWait waited;
         for (uint64_t expected = 1;;) {
           // acquire/release: the value itself is the message, so the pair only needs to order
           // this echo after the ping it answers; kept for symmetry with a payload-carrying ring.
@@ -42,6 +43,7 @@ std::vector<Metric> run_pingpong(const CaseConfig& cfg) {
             lines->pong.store(v, std::memory_order_release);
             ++expected;
           } else if (v == kStopSeq) {
+            ctl->cpu_wait_ns[1].store(waited.elapsed_ns(), std::memory_order_relaxed);
             return;
           } else if (v != expected - 1) {
             throw std::runtime_error("ping out of order: expected " + std::to_string(expected) +
@@ -52,6 +54,7 @@ std::vector<Metric> run_pingpong(const CaseConfig& cfg) {
       [&] {
         pin_current_thread(cfg.producer_cpu);
         detail::wait_ready(*ctl);
+        const CpuWait waited;
         uint64_t t = now_ns();
         const RoundTripSchedule schedule(t, cfg.seconds);
         for (uint64_t i = 1; schedule.go_on(t, hist.count()); ++i) {
@@ -62,8 +65,10 @@ std::vector<Metric> run_pingpong(const CaseConfig& cfg) {
           if (!schedule.warming_up(i - 1, t)) hist.record(t1 - t);
           t = t1;
         }
+        ctl->cpu_wait_ns[0].store(waited.elapsed_ns(), std::memory_order_relaxed);
         lines->ping.store(kStopSeq, std::memory_order_release);
       });
+  record_cpu_wait(*ctl);
   std::vector<Metric> out;
   add_rtt_metrics(out, hist);
   out.push_back({"one_way_p50_ns", hist.percentile(0.50) / 2});
@@ -136,6 +141,7 @@ LatencyHistogram bare_rtt(const CaseConfig& cfg, size_t msg_bytes) {
               while (!in.try_pop(msg.data())) detail::check_abort(*ctl);
             });
       });
+  record_cpu_wait(*ctl);
   return hist;
 }
 

@@ -226,6 +226,8 @@ int evring_peers_main(int argc, char** argv) {
   // results[case][metric] = one value per run
   std::map<std::string, std::map<std::string, std::vector<double>>> results;
   std::vector<std::string> metric_order;  // "case/metric" in first-seen order
+  // waits[case][run]: the longest CPU wait of the run's processes (cpu_wait.h)
+  std::map<std::string, std::vector<uint64_t>> waits;
   const bool progress = isatty(STDERR_FILENO) != 0;
   try {
     for (int run = 0; run < opt.runs; ++run) {
@@ -234,11 +236,13 @@ int evring_peers_main(int argc, char** argv) {
         if (progress) std::fprintf(stderr, "\r[run %d/%d] %-16s", run + 1, opt.runs, c.name);
         set_activity(c.name);
         Watchdog watchdog(static_cast<unsigned>(cfg.seconds * 4) + 30);
+        (void)take_cpu_wait_ns();
         for (const Metric& m : c.run(cfg)) {
           auto& values = results[c.name][m.name];
           if (values.empty()) metric_order.push_back(std::string(c.name) + "/" + m.name);
           values.push_back(m.value);
         }
+        waits[c.name].push_back(take_cpu_wait_ns());
       }
     }
     set_activity("report");
@@ -281,7 +285,10 @@ int evring_peers_main(int argc, char** argv) {
         continue;
       }
       if (!c.note.empty()) std::printf("\"note\":%s,", json_string(c.note).c_str());
-      std::printf("\"metrics\":{");
+      std::printf("\"cpu_wait_ns\":[");
+      for (size_t i = 0; i < waits[c.name].size(); ++i)
+        std::printf("%s%llu", i ? "," : "", static_cast<unsigned long long>(waits[c.name][i]));
+      std::printf("],\"metrics\":{");
       bool first_metric = true;
       for (const Row& r : rows) {
         if (r.case_name != c.name) continue;
@@ -318,6 +325,13 @@ int evring_peers_main(int argc, char** argv) {
   for (const CaseInfo& c : cases) {
     if (!c.skipped.empty()) std::printf("skipped %s: %s\n", c.name, c.skipped.c_str());
     if (c.skipped.empty() && !c.note.empty()) std::printf("note %s: %s\n", c.name, c.note.c_str());
+    // A case's run may hold two measurements of cfg.seconds (throughput, then round trips);
+    // its longest wait is judged against one of them.
+    const std::vector<uint64_t>& w = waits[c.name];
+    for (size_t i = 0; i < w.size(); ++i)
+      if (const char* note = disturbed_note(w[i], cfg.seconds))
+        std::printf("note %s: run %zu: a process waited %.1f ms for its CPU; %s\n", c.name, i,
+                    static_cast<double>(w[i]) / 1e6, note);
   }
   return 0;
 }

@@ -9,6 +9,7 @@
 // threads or two processes sharing it.
 #pragma once
 
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <cstddef>
@@ -16,8 +17,10 @@
 #include <cstring>
 #include <stdexcept>
 #include <string>
+#include <utility>
 
 #include "bench_env.h"
+#include "cpu_wait.h"
 #include "stats.h"
 
 namespace evring::bench {
@@ -38,6 +41,10 @@ struct PeerControl {
   // Consumer results, read by the parent after the consumer ended (after join()/waitpid()).
   alignas(128) std::atomic<uint64_t> end_ns{0};
   std::atomic<uint64_t> received{0};
+  // How long each side waited for its CPU during the measurement (cpu_wait.h): [0] the
+  // producer/initiator, [1] the consumer/echo. Written by each side as it ends (relaxed, read
+  // after join()/waitpid() like the results above).
+  std::atomic<uint64_t> cpu_wait_ns[2] = {0, 0};
   char err[256] = {};
 };
 static_assert(std::atomic<uint64_t>::is_always_lock_free &&
@@ -112,6 +119,7 @@ uint64_t produce_for(PeerControl& ctl, double seconds, std::byte* msg, size_t ms
                      TryPush&& try_push) {
   for (size_t i = 8; i < msg_bytes; ++i) msg[i] = static_cast<std::byte>(i * 31);
   detail::wait_ready(ctl);
+  const CpuWait waited;
   const uint64_t start = now_ns();
   const uint64_t end = start + static_cast<uint64_t>(seconds * 1e9);
   uint64_t seq = 0;
@@ -125,6 +133,7 @@ uint64_t produce_for(PeerControl& ctl, double seconds, std::byte* msg, size_t ms
   ctl.total.store(seq + 1, std::memory_order_release);
   detail::stamp(msg, msg_bytes, seq);
   while (!try_push()) detail::check_abort(ctl);
+  ctl.cpu_wait_ns[0].store(waited.elapsed_ns(), std::memory_order_relaxed);
   return start;
 }
 
@@ -132,6 +141,7 @@ uint64_t produce_for(PeerControl& ctl, double seconds, std::byte* msg, size_t ms
 template <class TryPop>
 void consume_all(PeerControl& ctl, std::byte* msg, size_t msg_bytes, TryPop&& try_pop) {
   ctl.peer_ready.store(1, std::memory_order_release);
+  const CpuWait waited;
   uint64_t expected = 0;
   while (true) {
     if (!try_pop()) {
@@ -150,10 +160,28 @@ void consume_all(PeerControl& ctl, std::byte* msg, size_t msg_bytes, TryPop&& tr
   // relaxed: read by the parent only after join()/waitpid(), which orders them.
   ctl.end_ns.store(now_ns(), std::memory_order_relaxed);
   ctl.received.store(expected, std::memory_order_relaxed);
+  ctl.cpu_wait_ns[1].store(waited.elapsed_ns(), std::memory_order_relaxed);
 }
+
+namespace detail {
+// The longest CPU wait of either side over the measurements since take_cpu_wait_ns().
+inline uint64_t g_cpu_wait_ns = 0;
+}  // namespace detail
+
+// After a measurement has ended (join()/waitpid()): keeps its sides' CPU waits for
+// take_cpu_wait_ns(). throughput_of() calls it; round-trip cases call it themselves.
+inline void record_cpu_wait(const PeerControl& ctl) {
+  for (const auto& w : ctl.cpu_wait_ns)
+    detail::g_cpu_wait_ns = std::max(detail::g_cpu_wait_ns, w.load(std::memory_order_relaxed));
+}
+
+// The longest time a process (or thread) of the measurements since the last call waited for
+// its CPU; a harness calls it after each case run and notes a disturbed run (cpu_wait.h).
+inline uint64_t take_cpu_wait_ns() { return std::exchange(detail::g_cpu_wait_ns, 0); }
 
 // Throughput of a finished run; `start_ns` is what produce_for() returned.
 inline Throughput throughput_of(const PeerControl& ctl, uint64_t start_ns) {
+  record_cpu_wait(ctl);
   return Throughput{ctl.received.load(std::memory_order_relaxed),
                     ctl.end_ns.load(std::memory_order_relaxed) - start_ns};
 }
@@ -165,6 +193,7 @@ void rtt_initiate(PeerControl& ctl, double seconds, std::byte* msg, size_t msg_b
                   LatencyHistogram& hist, Send&& send, Recv&& recv) {
   for (size_t i = 8; i < msg_bytes; ++i) msg[i] = static_cast<std::byte>(i * 31);
   detail::wait_ready(ctl);
+  const CpuWait waited;
   uint64_t t = now_ns();
   const RoundTripSchedule schedule(t, seconds);
   for (uint64_t seq = 0; schedule.go_on(t, hist.count()); ++seq) {
@@ -180,6 +209,7 @@ void rtt_initiate(PeerControl& ctl, double seconds, std::byte* msg, size_t msg_b
     if (!schedule.warming_up(seq, t)) hist.record(t1 - t);
     t = t1;
   }
+  ctl.cpu_wait_ns[0].store(waited.elapsed_ns(), std::memory_order_relaxed);
   detail::stamp(msg, msg_bytes, kStopSeq);
   send();
 }
@@ -188,10 +218,14 @@ void rtt_initiate(PeerControl& ctl, double seconds, std::byte* msg, size_t msg_b
 template <class Send, class Recv>
 void rtt_echo(PeerControl& ctl, std::byte* msg, size_t msg_bytes, Send&& send, Recv&& recv) {
   ctl.peer_ready.store(1, std::memory_order_release);
+  const CpuWait waited;
   for (uint64_t expected = 0;; ++expected) {
     recv();
     const uint64_t seq = detail::read_stamp(msg, msg_bytes);
-    if (seq == kStopSeq) return;
+    if (seq == kStopSeq) {
+      ctl.cpu_wait_ns[1].store(waited.elapsed_ns(), std::memory_order_relaxed);
+      return;
+    }
     if (seq != expected) {
       throw std::runtime_error("message out of order: expected seq " + std::to_string(expected) +
                                ", got " + std::to_string(seq));

@@ -58,6 +58,10 @@ TEST_F(BenchVerbTest, ThroughputAccountsForEveryEventPerConsumer) {
     ASSERT_EQ(r["delivered_per_consumer"].size(), 2u);
     for (const json& d : r["delivered_per_consumer"]) EXPECT_EQ(d.get<std::uint64_t>(), published);
     EXPECT_EQ(r["rejected_per_producer"].size(), 2u);
+    // How long each process waited for its CPU (cpu_wait.h): producers, then consumers. Four
+    // processes share the test machine's CPUs here, so only the count and type are certain.
+    ASSERT_EQ(r["cpu_wait_ns"].size(), 4u) << r.dump();
+    for (const json& w : r["cpu_wait_ns"]) EXPECT_TRUE(w.is_number_unsigned()) << r.dump();
     EXPECT_GT(r["events_per_sec"].get<double>(), 0.0);
     // Both are printed rounded to whole numbers: events/s x 64 may differ by up to 64.
     EXPECT_NEAR(r["bytes_per_sec"].get<double>(), r["events_per_sec"].get<double>() * 64, 64.0);
@@ -87,6 +91,7 @@ TEST_F(BenchVerbTest, ThroughputAgainstSeveralCasesGivesEachRatioFromTheSameRuns
     ASSERT_TRUE(j["against"].contains(name)) << name;
     const json& c = j["against"][name];
     ASSERT_EQ(c["runs"].size(), 2u) << name << ": one run after each evring run";
+    ASSERT_EQ(c["cpu_wait_ns"].size(), 2u) << name << ": the CPU wait of each of those runs";
     const double a = c["runs"][0], b = c["runs"][1];
     EXPECT_GT(std::min(a, b), 0.0) << name;
     EXPECT_DOUBLE_EQ(c["msgs_per_sec"]["min"].get<double>(), std::min(a, b)) << name;
@@ -126,6 +131,12 @@ TEST_F(BenchVerbTest, LatencyReportsOrderedPercentilesAndWritesHgrm) {
   EXPECT_LE(j["rtt_p50_ns"].get<std::uint64_t>(), j["rtt_p99_ns"].get<std::uint64_t>());
   EXPECT_LE(j["rtt_p99_ns"].get<std::uint64_t>(), j["rtt_p999_ns"].get<std::uint64_t>());
   EXPECT_GT(j["pingpong_rtt_p50_ns"].get<double>(), 0.0);
+  // The CPU waits: sender and receiver, initiator and echo, and the ping-pong's processes.
+  ASSERT_TRUE(j.contains("cpu_wait_ns")) << o.out;
+  EXPECT_EQ(j["cpu_wait_ns"]["one_way"].size(), 2u);
+  EXPECT_EQ(j["cpu_wait_ns"]["round_trip"].size(), 2u);
+  EXPECT_TRUE(j["cpu_wait_ns"]["pingpong"].is_number_unsigned());
+  EXPECT_NE(o.out.find("cpu wait (ms): one-way sender"), std::string::npos) << o.out;
   // .hgrm: the HdrHistogram percentile-distribution text, ending with the total count.
   const std::string text = slurp(hgrm);
   EXPECT_NE(text.find("Value     Percentile TotalCount 1/(1-Percentile)"), std::string::npos)
@@ -140,6 +151,8 @@ TEST_F(BenchVerbTest, PeersRunTheReferenceCases) {
   EXPECT_NE(o.out.find("bare_spsc"), std::string::npos);
   json j = json::parse(o.out);
   EXPECT_TRUE(j.is_object());
+  for (const char* name : {"pingpong", "bare_spsc"})  // --quick: one run each
+    EXPECT_EQ(j["cases"][name]["cpu_wait_ns"].size(), 1u) << name << ": " << o.out;
 }
 
 // bare_spsc_span moves --span-bytes messages (the lines one event spans): bytes/s is messages/s
