@@ -349,7 +349,18 @@ int run_throughput(const Options& o) {
                 static_cast<unsigned long long>(runs[i].rejected),
                 static_cast<double>(runs[i].max_cpu_wait_ns()) / 1e6, d.c_str());
   }
-  for (size_t i = 0; i < runs.size(); ++i) {
+  // Processes that share a CPU (more of them than --cpus lists) wait for each other: that is
+  // the measurement, not a disturbance.
+  std::vector<int> used;
+  for (int i = 0; i < o.producers + o.consumers; ++i) used.push_back(throughput_cpu(o, i));
+  std::sort(used.begin(), used.end());
+  const long distinct = std::unique(used.begin(), used.end()) - used.begin();
+  const bool shared_cpus = distinct < o.producers + o.consumers;
+  if (shared_cpus)
+    std::printf("note: %d processes on %ld CPUs take turns, so cpu_wait_ms is their "
+                "turn-taking, not a disturbance\n",
+                o.producers + o.consumers, distinct);
+  for (size_t i = 0; i < runs.size() && !shared_cpus; ++i) {
     const std::vector<uint64_t>& w = runs[i].cpu_wait_ns;
     const size_t who = static_cast<size_t>(std::max_element(w.begin(), w.end()) - w.begin());
     if (const char* note = disturbed_note(w[who], runs[i].elapsed_s))
