@@ -50,14 +50,17 @@ std::string_view content_type_name(ContentType t) {
   return "invalid";
 }
 
+std::uint64_t payload_hash(std::span<const std::byte> payload) {
+  return XXH3_64bits(payload.data(), payload.size());
+}
+
 std::uint32_t envelope_checksum(const HeaderWords& header, std::uint64_t key_hash,
                                 std::span<const std::byte> payload) {
   HeaderWords zeroed = header;
   zeroed.w[15] &= kChecksumWordMask;
   // Three independent hashes, so their multiply chains run side by side (envelope.h).
-  const std::uint64_t h = XXH3_64bits(zeroed.w, sizeof zeroed.w);
-  const std::uint64_t p = XXH3_64bits(payload.data(), payload.size());
-  return static_cast<std::uint32_t>(h ^ std::rotl(key_hash, 21) ^ std::rotl(p, 42));
+  return combine_checksum(XXH3_64bits(zeroed.w, sizeof zeroed.w), key_hash,
+                          XXH3_64bits(payload.data(), payload.size()));
 }
 
 std::uint32_t envelope_checksum(const HeaderWords& header, std::span<const std::byte> key,

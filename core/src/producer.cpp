@@ -14,6 +14,13 @@
 #include <cpuid.h>
 #endif
 
+// The helpers of a publish, inlined into try_publish, try_publish_batch and try_claim: each call
+// stores a return address and the callee's saved registers, and a publish went through a dozen
+// of them: 135 stores an event, 10 of them to the slot (cachegrind). Stores leave the store
+// buffer in order, so while a slot store waits for its line to come from the consumer's core,
+// every later store waits behind it; at ~135 an event the buffer held less than one event.
+#define EVRING_PUBLISH_PATH [[gnu::always_inline]] inline
+
 namespace evring::core {
 namespace {
 
@@ -39,7 +46,7 @@ bool cpu_has_prefetchw() {
 const bool kHasPrefetchW = cpu_has_prefetchw();
 #endif
 
-void prefetch_line_for_write(const std::byte* p) {
+EVRING_PUBLISH_PATH void prefetch_line_for_write(const std::byte* p) {
 #if defined(__x86_64__)
   if (kHasPrefetchW) {
     asm volatile("prefetchw %0" ::"m"(*p));
@@ -50,7 +57,8 @@ void prefetch_line_for_write(const std::byte* p) {
 }
 
 // Bytes [first, end) of a slot, a cache line at a time (first is a multiple of a line).
-void prefetch_lines_for_write(const std::byte* slot, std::size_t first, std::size_t end) {
+EVRING_PUBLISH_PATH void prefetch_lines_for_write(const std::byte* slot, std::size_t first,
+                                                  std::size_t end) {
   for (std::size_t off = first; off < end; off += kCacheLine) prefetch_line_for_write(slot + off);
 }
 
@@ -117,7 +125,7 @@ RingProducer::RingProducer(RingRegion region, std::uint16_t producer_id, std::ui
       light_fence_(register_light_fence()),
       prefetch_ahead_(std::clamp<std::uint64_t>(region.capacity() / 4, 1, kPrefetchAhead)) {}
 
-PublishResult RingProducer::check(const PublishRequest& r, std::size_t body_bytes) const {
+EVRING_PUBLISH_PATH PublishResult RingProducer::check(const PublishRequest& r, std::size_t body_bytes) const {
   if (!policy_->known[r.type_id] || r.type_id == 0) return PublishResult::kUnknownType;
   if (!policy_->allowed[r.type_id]) return PublishResult::kDomainNotOwned;
   if (body_bytes > max_body_bytes(region_.config().slot_bytes) || r.entity_key.size() > 0xFFFF)
@@ -125,7 +133,7 @@ PublishResult RingProducer::check(const PublishRequest& r, std::size_t body_byte
   return PublishResult::kOk;
 }
 
-PublishResult RingProducer::claim(std::uint32_t p, std::uint64_t wanted, std::uint64_t* first,
+EVRING_PUBLISH_PATH PublishResult RingProducer::claim(std::uint32_t p, std::uint64_t wanted, std::uint64_t* first,
                                   std::uint64_t* got, bool may_hold) {
   PartitionHeader& part = region_.partition(p);
   const bool reject = region_.config().overflow == Overflow::kReject;
@@ -237,7 +245,7 @@ PublishResult RingProducer::claim(std::uint32_t p, std::uint64_t wanted, std::ui
   }
 }
 
-void RingProducer::prefetch_for_write(std::uint32_t p, std::uint64_t seq) const {
+EVRING_PUBLISH_PATH void RingProducer::prefetch_for_write(std::uint32_t p, std::uint64_t seq) const {
   // The slot we will write prefetch_ahead_ events from now still sits, shared, in the cache of
   // the consumer that read it a lap ago. Ask for its lines in exclusive state now, so that the
   // transfer overlaps with the publishes in between instead of filling the store buffer during
@@ -251,7 +259,7 @@ void RingProducer::prefetch_for_write(std::uint32_t p, std::uint64_t seq) const 
                            std::min<std::size_t>(region_.config().slot_bytes, kPrefetchBytes + 1));
 }
 
-void RingProducer::prefetch_held_slots(std::uint32_t p,
+EVRING_PUBLISH_PATH void RingProducer::prefetch_held_slots(std::uint32_t p,
                                        std::span<const PublishRequest> events) const {
   // The slots' lines sit in the cache of the consumer that read them a lap ago, or that spins
   // on the word now: the 16-ahead prefetch (prefetch_for_write) came before that consumer read
@@ -272,7 +280,7 @@ void RingProducer::prefetch_held_slots(std::uint32_t p,
   }
 }
 
-bool RingProducer::previous_lap_finished(std::uint32_t p, std::uint64_t seq) const {
+EVRING_PUBLISH_PATH bool RingProducer::previous_lap_finished(std::uint32_t p, std::uint64_t seq) const {
   const std::uint64_t capacity = region_.capacity();
   // Acquire: pairs with the previous writer's release of its final word.
   std::uint64_t w = region_.slot(p, seq).word.load(std::memory_order_acquire);
@@ -284,13 +292,13 @@ bool RingProducer::previous_lap_finished(std::uint32_t p, std::uint64_t seq) con
   return st != SlotState::kWriting && st != SlotState::kPending;
 }
 
-void RingProducer::end_claim() {
+EVRING_PUBLISH_PATH void RingProducer::end_claim() {
   // SYNC POINT: release pairs with resolve_stuck()/lane_resolved() acquiring count: once idle is
   // seen, our slots' final words are visible too.
   lane_->count.store(0, std::memory_order_release);
 }
 
-SlotHeader* RingProducer::begin_write(std::uint32_t p, std::uint64_t seq) {
+EVRING_PUBLISH_PATH SlotHeader* RingProducer::begin_write(std::uint32_t p, std::uint64_t seq) {
   SlotHeader& slot = region_.slot(p, seq);
   const std::uint64_t writing = slot_word(seq, SlotState::kWriting);
   if (region_.config().overflow == Overflow::kReject) {
@@ -335,7 +343,7 @@ SlotHeader* RingProducer::begin_write(std::uint32_t p, std::uint64_t seq) {
   return &slot;
 }
 
-RingProducer::EarlyParts RingProducer::early_parts(const PublishRequest& r, std::uint64_t now_ns,
+EVRING_PUBLISH_PATH RingProducer::EarlyParts RingProducer::early_parts(const PublishRequest& r, std::uint64_t now_ns,
                                                    bool with_probe) {
   EarlyParts e;
   e.timestamp_ns = r.timestamp_ns ? r.timestamp_ns : now_ns;
@@ -356,7 +364,8 @@ RingProducer::EarlyParts RingProducer::early_parts(const PublishRequest& r, std:
   return e;
 }
 
-HeaderWords RingProducer::header_words(const PublishRequest& r, std::uint64_t key_hash,
+EVRING_PUBLISH_PATH HeaderWords RingProducer::header_words(
+    const PublishRequest& r, std::uint64_t key_hash,
                                        std::uint64_t seq, const EarlyParts& early,
                                        std::size_t payload_bytes) {
   // The wire words (codec/envelope.h) straight from the request's fields, which the caller wrote
@@ -391,7 +400,7 @@ HeaderWords RingProducer::header_words(const PublishRequest& r, std::uint64_t ke
   return h;
 }
 
-SlotHeader* RingProducer::write_event(std::uint32_t p, std::uint64_t seq, const PublishRequest& r,
+EVRING_PUBLISH_PATH SlotHeader* RingProducer::write_event(std::uint32_t p, std::uint64_t seq, const PublishRequest& r,
                                       std::uint64_t key_hash, const EarlyParts& early,
                                       PublishReceipt* receipt, DedupMark* mark) {
   auto key = as_bytes(r.entity_key);
@@ -404,11 +413,14 @@ SlotHeader* RingProducer::write_event(std::uint32_t p, std::uint64_t seq, const 
   }
   // Everything is computed before the first slot store, and nothing stored here is read back:
   // the header goes out as sixteen 64-bit words from registers, its checksum is hashed from
-  // those words and from the caller's key and payload (codec/envelope.h, "Checksum"). The slot
+  // those words' values (header_words_hash: inline, nothing stored to hash them) and from the
+  // caller's key and payload (codec/envelope.h, "Checksum"). The slot
   // stores wait in the store buffer for the consumer's core to give their lines up; any load
   // that must wait for a store (a locked instruction, or a read of bytes just written by
   // narrower stores) would wait for all of them, and that wait was half a publish across cores.
-  words.w[15] |= std::uint64_t{envelope_checksum(words, key_hash, r.payload)} << 32;
+  words.w[15] |= std::uint64_t{combine_checksum(header_words_hash(words), key_hash,
+                                                payload_hash(r.payload))}
+                 << 32;
   SlotHeader* slot = begin_write(p, seq);
   if (!slot) return nullptr;
   // The compact header: what the slot and body imply is left out (ring_layout.h, SlotElide).
@@ -447,7 +459,7 @@ SlotHeader* RingProducer::write_event(std::uint32_t p, std::uint64_t seq, const 
   return slot;
 }
 
-bool RingProducer::finish_publish(std::uint32_t p, SlotHeader* slot, std::uint64_t seq,
+EVRING_PUBLISH_PATH bool RingProducer::finish_publish(std::uint32_t p, SlotHeader* slot, std::uint64_t seq,
                                   const DedupMark& mark) {
   if (region_.dedup_enabled() && mark.maybe) [[unlikely]] {
     // SYNC POINT: release publishes the envelope to other producers' dedup scans (they acquire
@@ -484,7 +496,7 @@ void RingProducer::demote_slot(const SlotHeader* slot, std::size_t envelope_byte
   ++demoted_slots_;
 }
 
-void RingProducer::notify_consumers() {
+EVRING_PUBLISH_PATH void RingProducer::notify_consumers() {
   // Dekker with RingConsumer::wait: our final slot store, then their sleepers count; they
   // increment sleepers, then look at our slot, so at least one of us must see the other. With
   // the asymmetric fence (wait.h) the full barrier is theirs: membarrier() between their

@@ -243,6 +243,34 @@ TEST(EnvelopeTest, ChecksumIsTheDocumentedXxh3Combination) {
             stored);
 }
 
+// header_words_hash() computes XXH3 of 128 bytes from the words themselves: it must agree with
+// the library on every input, or every checksum a producer writes would be wrong.
+TEST(EnvelopeTest, HeaderWordsHashIsXxh3OfTheWordsBytes) {
+  std::uint64_t x = 0x9E3779B97F4A7C15ull;  // splitmix64: varied, reproducible words
+  auto next = [&x] {
+    std::uint64_t z = (x += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+  };
+  std::vector<HeaderWords> cases(2000);
+  std::memset(&cases[0], 0, sizeof cases[0]);     // all zero
+  std::memset(&cases[1], 0xFF, sizeof cases[1]);  // all ones
+  for (std::size_t i = 2; i < cases.size(); ++i)
+    for (auto& w : cases[i].w) w = i % 3 == 0 ? next() & 0xFF : next();  // sparse words too
+  for (std::size_t i = 0; i < cases.size(); ++i)
+    ASSERT_EQ(header_words_hash(cases[i]), XXH3_64bits(cases[i].w, 128)) << "case " << i;
+  // And a real header's words, as a producer builds them.
+  const std::string key = "k1", payload = "p1";
+  auto bytes = encode(sample_header(), key, payload);
+  std::memset(bytes.data() + 124, 0, 4);
+  EnvelopeHeader h;
+  std::memcpy(&h, bytes.data(), sizeof h);
+  EXPECT_EQ(header_words_hash(pack_header(h)), XXH3_64bits(bytes.data(), 128));
+  EXPECT_EQ(payload_hash(std::as_bytes(std::span(payload))),
+            XXH3_64bits(payload.data(), payload.size()));
+}
+
 TEST(EnvelopeTest, EntityKeyHashIsXxh3Of64Bits) {
   const std::string key = "conversation-42";
   EXPECT_EQ(entity_key_hash(key), XXH3_64bits(key.data(), key.size()));

@@ -192,6 +192,51 @@ inline HeaderWords pack_header(const EnvelopeHeader& h) {
 }
 inline constexpr std::uint64_t kChecksumWordMask = 0x0000'0000'FFFF'FFFFull;  // word 15 sans checksum
 
+// XXH3_64bits of the 128 bytes that `h` holds, computed from the sixteen words as values rather
+// than read back from memory: a producer that builds its header in registers hashes it without
+// storing it anywhere first (core/src/producer.cpp, write_event). It is xxHash's 17..128-byte
+// path (XXH3_len_17to128_64b) at exactly 128 bytes, default secret, seed 0: eight 16-byte
+// chunks, each folded 128-bit product of (chunk ^ secret), summed and avalanched. Equal to the
+// library's result for every input (envelope_test checks it against XXH3_64bits). The header is
+// hashed with its checksum field zero: a caller whose word 15 carries one masks it first.
+inline std::uint64_t header_words_hash(const HeaderWords& h) {
+  static_assert(std::endian::native == std::endian::little,
+                "the words are the header's little-endian bytes");
+  // XXH3's default secret (xxhash.h, XXH3_kSecret), its first 128 bytes as little-endian words.
+  constexpr std::uint64_t s[16] = {
+      0xbe4ba423396cfeb8, 0x1cad21f72c81017c, 0xdb979083e96dd4de, 0x1f67b3b7a4a44072,
+      0x78e5c0cc4ee679cb, 0x2172ffcc7dd05a82, 0x8e2443f7744608b8, 0x4c263a81e69035e0,
+      0xcb00c391bb52283c, 0xa32e531b8b65d088, 0x4ef90da297486471, 0xd8acdea946ef1938,
+      0x3f349ce33f76faa8, 0x1d4f0bc7c7bbdcf9, 0x3159b4cd4be0518a, 0x647378d9c97e9fc8};
+  __extension__ typedef unsigned __int128 U128;  // g++ and clang; -Wpedantic otherwise
+  auto mix = [](std::uint64_t lo, std::uint64_t hi, std::uint64_t s_lo, std::uint64_t s_hi) {
+    const U128 m = static_cast<U128>(lo ^ s_lo) * (hi ^ s_hi);
+    return static_cast<std::uint64_t>(m) ^ static_cast<std::uint64_t>(m >> 64);
+  };
+  const std::uint64_t* w = h.w;
+  // Chunk k of the input is words 2k and 2k+1; XXH3 pairs the chunks from both ends with
+  // consecutive secret chunks: 0 and 7, 1 and 6, 2 and 5, 3 and 4.
+  std::uint64_t acc = 128 * 0x9E3779B185EBCA87ull;  // len * XXH_PRIME64_1
+  acc += mix(w[6], w[7], s[12], s[13]) + mix(w[8], w[9], s[14], s[15]);
+  acc += mix(w[4], w[5], s[8], s[9]) + mix(w[10], w[11], s[10], s[11]);
+  acc += mix(w[2], w[3], s[4], s[5]) + mix(w[12], w[13], s[6], s[7]);
+  acc += mix(w[0], w[1], s[0], s[1]) + mix(w[14], w[15], s[2], s[3]);
+  acc ^= acc >> 37;  // XXH3_avalanche
+  acc *= 0x165667919E3779F9ull;
+  return acc ^ (acc >> 32);
+}
+
+// XXH3_64bits of a payload: its part of the checksum.
+std::uint64_t payload_hash(std::span<const std::byte> payload);
+
+// The checksum from its three parts ("Checksum" above): the header's words hashed with the
+// checksum field zero, the key's entity_key_hash(), the payload's payload_hash().
+inline std::uint32_t combine_checksum(std::uint64_t header_hash, std::uint64_t key_hash,
+                                      std::uint64_t payload_hash) {
+  return static_cast<std::uint32_t>(header_hash ^ std::rotl(key_hash, 21) ^
+                                    std::rotl(payload_hash, 42));
+}
+
 // The checksum of a header (its checksum field is ignored), key and payload ("Checksum" above).
 std::uint32_t envelope_checksum(const HeaderWords& header, std::span<const std::byte> key,
                                 std::span<const std::byte> payload);
