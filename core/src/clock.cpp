@@ -24,20 +24,12 @@ constexpr int kAnchorAttempts = 8;
 // Calls further apart than this re-anchor (and restart calibration); a publishing thread calls
 // every few hundred ns, so only sleeps and preemptions pay a realtime read.
 constexpr std::uint64_t kGapNs = 50'000;
-// Calls between anchors at most, however close together: a stall in which the TSC fell behind
-// real time but that was too short to be a gap (or a descheduling the TSC did not see at all)
-// leaves the extrapolation behind until the next anchor; for a thread publishing millions of
-// events a second the 1 ms anchor is thousands of events away, this one a few microseconds.
-// A realtime read per 64 calls costs ~0.5 ns a call. (A CI run under load saw 447 calls in a
-// row up to 0.5 ms behind.)
-constexpr std::uint32_t kAnchorEveryCalls = 64;
 // An extrapolation found this far from the realtime clock at the next anchor drops the
 // calibration (values already returned were off by up to this much, or by the gap's shortfall).
 constexpr std::uint64_t kMaxDriftNs = 5'000;
 __extension__ typedef unsigned __int128 u128;  // g++/clang: 64x64 -> 128-bit products
 
 #if defined(__x86_64__)
-std::uint64_t read_tsc() { return __rdtsc(); }
 
 bool cpu_has_invariant_tsc() {
   unsigned a = 0, b = 0, c = 0, d = 0;
@@ -46,8 +38,6 @@ bool cpu_has_invariant_tsc() {
   return (d & (1u << 8)) != 0;
 }
 
-#else
-std::uint64_t read_tsc() { return 0; }
 #endif
 
 }  // namespace
@@ -114,32 +104,8 @@ UnixClock::UnixClock() : UnixClock(process_clock_mode()) {}
 UnixClock::UnixClock(ClockMode mode) : tsc_usable_(tsc_clock_usable(mode)) {}
 UnixClock::UnixClock(const ClockSources* sources) : tsc_usable_(true), sources_(sources) {}
 
-// A predictable branch on the hot path: sources_ is null outside tests.
-inline std::uint64_t UnixClock::tsc_now() const {
-  return sources_ ? sources_->tsc(sources_->context) : read_tsc();
-}
 std::uint64_t UnixClock::realtime_now() const {
   return sources_ ? sources_->realtime_ns(sources_->context) : unix_now_ns();
-}
-
-std::uint64_t UnixClock::now_ns() {
-  if (!tsc_usable_) return unix_now_ns();
-  const std::uint64_t tsc = tsc_now();
-  const std::uint64_t ticks = tsc - tsc_anchor_;
-  const std::uint64_t since_last = tsc - last_tsc_;
-  last_tsc_ = tsc;
-  // Re-anchor every ~1 ms or 64 calls, and after every gap between calls (the thread slept or was
-  // descheduled): on some VMs the TSC advances less than real time while a vCPU is off its
-  // host CPU (seen: 360 us of ticks over an 860 us sleep), so no extrapolation across a gap.
-  const bool gap = gap_ticks_ != 0 && since_last >= gap_ticks_;  // 0: not calibrated yet
-  if (ticks >= reanchor_ticks_ || gap || ++calls_since_anchor_ >= kAnchorEveryCalls)
-      [[unlikely]]
-    return reanchor(gap);
-  // ticks < ~1 ms worth (< 2^32 at any real TSC rate) and scale < 2^34: the product fits.
-  std::uint64_t v = ns_anchor_ + ((ticks * scale_q32_) >> 32);
-  v = std::max(v, last_);
-  last_ = v;
-  return v;
 }
 
 std::uint64_t UnixClock::reanchor(bool after_gap) {

@@ -49,11 +49,39 @@ class IdGenerator {
  public:
   IdGenerator();  // seeds from getrandom()
   explicit IdGenerator(std::uint64_t seed);
-  Id128 next_event_id(std::uint64_t unix_ns);
+  // Inline, as the clock: one per publish (core/src/producer.cpp, EVRING_PUBLISH_PATH).
+  Id128 next_event_id(std::uint64_t unix_ns) {
+    std::uint64_t ms = unix_ns / 1'000'000;
+    if (ms > last_ms_) {
+      last_ms_ = ms;
+      counter_ = static_cast<std::uint32_t>(next_random() & 0x3FF);  // headroom to count up
+    } else if (++counter_ > 0xFFF) {
+      ++last_ms_;  // counter exhausted within one ms: borrow the next ms, stay monotonic
+      counter_ = 0;
+    }
+    const std::uint64_t r = next_random();
+    // Big-endian words: 48-bit ms, version 7 + 12-bit counter | variant 10 + 62 random bits.
+    // Built as two 64-bit stores: byte stores followed by a 16-byte copy of the id stalled the
+    // publish path on store forwarding.
+    const std::uint64_t hi =
+        (last_ms_ & 0xFFFF'FFFF'FFFFull) << 16 | 0x7000u | (counter_ & 0xFFFu);
+    const std::uint64_t lo = (r & 0x3FFF'FFFF'FFFF'FFFFull) | 0x8000'0000'0000'0000ull;
+    const std::uint64_t words[2] = {__builtin_bswap64(hi), __builtin_bswap64(lo)};
+    Id128 id;
+    std::memcpy(id.bytes.data(), words, sizeof words);
+    return id;
+  }
   Id128 next_trace_id();  // never all zero
 
  private:
-  std::uint64_t next_random();
+  std::uint64_t next_random() {  // xorshift128+
+    std::uint64_t s1 = s_[0];
+    const std::uint64_t s0 = s_[1];
+    s_[0] = s0;
+    s1 ^= s1 << 23;
+    s_[1] = s1 ^ s0 ^ (s1 >> 17) ^ (s0 >> 26);
+    return s_[1] + s0;
+  }
   std::uint64_t s_[2];
   std::uint64_t last_ms_ = 0;
   std::uint32_t counter_ = 0;
