@@ -2,9 +2,9 @@
 // nanoseconds it spent runnable on a run queue while another task ran (kernels with
 // CONFIG_SCHED_INFO, which Debian's have).
 //
-// A benchmark process pinned to its own CPU and spinning should wait next to nothing: the
-// kernel's own threads take microseconds a second. Milliseconds mean that something else ran on
-// that CPU during the measurement (a build, a shell pipeline starting an interpreter, `top`), and
+// A benchmark process pinned to its own CPU and spinning should wait little: the kernel's own
+// threads (RCU, workqueues) cost it a few milliseconds a second on the development VM. Tens of
+// milliseconds mean that something else ran on that CPU during the measurement (a build, a shell pipeline starting an interpreter, `top`), and
 // that the run's figure is low for a reason that has nothing to do with the code measured. Time
 // the hypervisor takes from the vCPU does not show here (steal time, /proc/stat; the KVM guests
 // these benches were measured on report none).
@@ -39,7 +39,7 @@ inline std::optional<uint64_t> parse_schedstat_wait(std::string_view text) {
 }
 
 // The calling thread's run-queue wait so far, in ns; nothing where the kernel does not say.
-// One open and read of a small proc file (~2 us): call it around a measurement, not inside.
+// An open and a read of a small proc file: call it around a measurement, not inside one.
 inline std::optional<uint64_t> cpu_wait_ns() {
   std::FILE* f = std::fopen("/proc/thread-self/schedstat", "r");
   if (f == nullptr) return std::nullopt;
@@ -63,8 +63,8 @@ inline const char* disturbed_note(uint64_t wait_ns, double run_s) {
          "for a reason outside the code measured";
 }
 
-// A stopwatch of cpu_wait_ns() across a measurement. elapsed() is 0 where the kernel does not
-// say, so a report shows "no wait seen" rather than failing.
+// A stopwatch of cpu_wait_ns() across a measurement. elapsed_ns() is 0 where the kernel does
+// not say, so a report shows no wait rather than failing.
 class CpuWait {
  public:
   CpuWait() : start_(cpu_wait_ns()) {}
