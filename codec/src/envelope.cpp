@@ -60,7 +60,7 @@ std::uint32_t envelope_checksum(const HeaderWords& header, std::uint64_t key_has
   zeroed.w[15] &= kChecksumWordMask;
   // Three independent hashes, so their multiply chains run side by side (envelope.h).
   return combine_checksum(XXH3_64bits(zeroed.w, sizeof zeroed.w), key_hash,
-                          XXH3_64bits(payload.data(), payload.size()));
+                          payload_hash(payload));
 }
 
 std::uint32_t envelope_checksum(const HeaderWords& header, std::span<const std::byte> key,

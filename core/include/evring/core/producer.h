@@ -146,6 +146,10 @@ class RingProducer {
   const RingRegion& region() const { return region_; }
 
  private:
+  // The publish path's helpers below (check, claim, the prefetches, early_parts, header_words,
+  // previous_lap_finished, begin_write, write_event, finish_publish, end_claim,
+  // notify_consumers) are defined always-inline in producer.cpp (EVRING_PUBLISH_PATH) and are
+  // callable only there.
   PublishResult check(const PublishRequest& request, std::size_t body_bytes) const;
   // Claims up to `wanted` consecutive sequences of partition p; *got may be less (reject mode,
   // ring nearly full). kFull when none could be claimed.
