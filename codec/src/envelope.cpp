@@ -1,9 +1,8 @@
 #include "evring/codec/envelope.h"
 
-// Inlined: the hot path hashes 8..240 bytes three times per event, where the library call's
-// length dispatch and the PLT cost as much as the hashing (the bytes are the same either way).
-#define XXH_INLINE_ALL
-#include <xxhash.h>
+// The hashes and the words' check are the hot paths' inline ones (xxHash inlined too), so the
+// two cannot differ.
+#include "evring/codec/envelope_hot.h"
 
 namespace evring {
 namespace {
@@ -51,16 +50,14 @@ std::string_view content_type_name(ContentType t) {
 }
 
 std::uint64_t payload_hash(std::span<const std::byte> payload) {
-  return XXH3_64bits(payload.data(), payload.size());
+  return hot::payload_hash(payload);
 }
 
 std::uint32_t envelope_checksum(const HeaderWords& header, std::uint64_t key_hash,
                                 std::span<const std::byte> payload) {
-  HeaderWords zeroed = header;
-  zeroed.w[15] &= kChecksumWordMask;
   // Three independent hashes, so their multiply chains run side by side (envelope.h).
-  return combine_checksum(XXH3_64bits(zeroed.w, sizeof zeroed.w), key_hash,
-                          payload_hash(payload));
+  return combine_checksum(header_words_hash(header, header.w[15] & kChecksumWordMask), key_hash,
+                          hot::payload_hash(payload));
 }
 
 std::uint32_t envelope_checksum(const HeaderWords& header, std::span<const std::byte> key,
@@ -69,7 +66,7 @@ std::uint32_t envelope_checksum(const HeaderWords& header, std::span<const std::
 }
 
 std::uint64_t entity_key_hash(std::span<const std::byte> key) {
-  return XXH3_64bits(key.data(), key.size());
+  return hot::entity_key_hash(key);
 }
 
 std::size_t encode_envelope(std::span<std::byte> out, const EnvelopeHeader& header,
@@ -140,22 +137,7 @@ EnvelopeCheck decode_envelope(std::span<const std::byte> bytes, EnvelopeView* ou
 
 EnvelopeCheck decode_header_words(const HeaderWords& words, std::span<const std::byte> body,
                                   EnvelopeView* out) {
-  EnvelopeHeader& h = out->header;
-  for (std::size_t i = 0; i < 16; ++i) {  // through registers, 8 bytes at a time (see above)
-    std::uint64_t v = words.w[i];
-    asm volatile("" : "+r"(v));
-    std::memcpy(reinterpret_cast<std::byte*>(&h) + 8 * i, &v, 8);
-  }
-  if (h.format_version != kEnvelopeFormatVersion) return EnvelopeCheck::kBadVersion;
-  if (h.header_bytes != kEnvelopeHeaderBytes) return EnvelopeCheck::kBadHeaderSize;
-  if (std::size_t{h.entity_key_bytes} + h.payload_bytes != body.size())
-    return EnvelopeCheck::kBadLength;
-  const auto payload = body.subspan(h.entity_key_bytes);
-  if (envelope_checksum(words, words.w[12], payload) != h.checksum)
-    return EnvelopeCheck::kBadChecksum;
-  out->key = body.first(h.entity_key_bytes);
-  out->payload = payload;
-  return EnvelopeCheck::kOk;
+  return hot::decode_header_words(words, body, out);
 }
 
 }  // namespace evring

@@ -1,6 +1,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "evring/codec/envelope_hot.h"
 #include "evring/core/ring.h"
 #include "evring/core/wait.h"
 
@@ -135,11 +136,15 @@ RingConsumer::Step RingConsumer::read_one(std::uint32_t p, EnvelopeView* view,
   std::atomic_thread_fence(std::memory_order_acquire);
   if (slot.word.load(std::memory_order_relaxed) != w) return Step::kSkipped;  // re-read: lapped
   read_[p] = c + 1;
+  // The key's hash, from the private copy: the checksum then covers exactly the key delivered.
+  if (compact && length_ok)
+    words.w[12] = hot::entity_key_hash(
+        std::span<const std::byte>(scratch_.get() + kEnvelopeHeaderBytes, words.w[14] >> 32));
   // The stored length must be the envelope's own: trailing bytes it does not account for are
   // corruption too, not padding (decode_header_words checks the compact body's exactly).
   const EnvelopeCheck check =
       !length_ok ? EnvelopeCheck::kTruncated
-      : compact  ? decode_header_words(words,
+      : compact  ? hot::decode_header_words(words,
                                        std::span<const std::byte>(
                                            scratch_.get() + kEnvelopeHeaderBytes,
                                            len - kEnvelopeHeaderBytes),

@@ -5,6 +5,7 @@
 #include <cstring>
 #include <limits>
 
+#include "evring/codec/envelope_hot.h"
 #include "evring/core/clock.h"
 #include "evring/core/dedup.h"
 #include "evring/core/ring.h"
@@ -434,7 +435,7 @@ SlotHeader* RingProducer::write_event(std::uint32_t p, std::uint64_t seq, const 
   // that must wait for a store (a locked instruction, or a read of bytes just written by
   // narrower stores) would wait for all of them, and that wait was half a publish across cores.
   words.w[15] |= std::uint64_t{combine_checksum(header_words_hash(words), key_hash,
-                                                payload_hash(r.payload))}
+                                                hot::payload_hash(r.payload))}
                  << 32;
   SlotHeader* slot = begin_write(p, seq);
   if (!slot) return nullptr;
@@ -529,7 +530,7 @@ void RingProducer::notify_consumers() {
 PublishResult RingProducer::try_publish(const PublishRequest& r, PublishReceipt* receipt) {
   if (PublishResult c = check(r, r.entity_key.size() + r.payload.size()); c != PublishResult::kOk)
     return c;
-  const std::uint64_t key_hash = entity_key_hash(r.entity_key);
+  const std::uint64_t key_hash = hot::entity_key_hash(r.entity_key);
   std::uint32_t p = region_.partition_of(key_hash);
   // The slot to be claimed is known now if we hold p. Across cores, AMD Zen 5 VM, two runs of 6
   // interleaved rounds: throughput 1.56-1.65x, round trip p50 0.82-0.90x (bench/RESULTS.md,
@@ -572,13 +573,13 @@ PublishResult RingProducer::try_publish_batch(std::span<const PublishRequest> re
       break;
     // Hash each key once: the run's hashes are kept for the writes (bounded, no allocation).
     std::array<std::uint64_t, kBatchRun> hashes;
-    hashes[0] = entity_key_hash(r0.entity_key);
+    hashes[0] = hot::entity_key_hash(r0.entity_key);
     const std::uint32_t p = region_.partition_of(hashes[0]);
     std::size_t j = i + 1;  // the run of valid requests of the same partition
     while (j < requests.size() && j - i < kBatchRun &&
            check(requests[j], requests[j].entity_key.size() + requests[j].payload.size()) ==
                PublishResult::kOk) {
-      hashes[j - i] = entity_key_hash(requests[j].entity_key);
+      hashes[j - i] = hot::entity_key_hash(requests[j].entity_key);
       if (region_.partition_of(hashes[j - i]) != p) break;
       ++j;
     }
@@ -612,7 +613,7 @@ PublishResult RingProducer::try_claim(const PublishRequest& r, std::size_t paylo
                                       Claim* out) {
   if (PublishResult c = check(r, r.entity_key.size() + payload_bytes); c != PublishResult::kOk)
     return c;
-  const std::uint64_t key_hash = entity_key_hash(r.entity_key);
+  const std::uint64_t key_hash = hot::entity_key_hash(r.entity_key);
   std::uint32_t p = region_.partition_of(key_hash);
   const std::uint64_t now = clock_.now_ns();  // before the claim, as in try_publish
   std::uint64_t seq, got;

@@ -198,8 +198,9 @@ inline constexpr std::uint64_t kChecksumWordMask = 0x0000'0000'FFFF'FFFFull;  //
 // path (XXH3_len_17to128_64b) at exactly 128 bytes, default secret, seed 0: eight 16-byte
 // chunks, each folded 128-bit product of (chunk ^ secret), summed and avalanched. Equal to the
 // library's result for every input (envelope_test checks it against XXH3_64bits). The header is
-// hashed with its checksum field zero: a caller whose word 15 carries one masks it first.
-inline std::uint64_t header_words_hash(const HeaderWords& h) {
+// hashed with its checksum field zero: a caller whose word 15 carries one passes word 15 masked
+// (kChecksumWordMask) as `word15`, which stands in for h.w[15].
+inline std::uint64_t header_words_hash(const HeaderWords& h, std::uint64_t word15) {
   static_assert(std::endian::native == std::endian::little,
                 "the words are the header's little-endian bytes");
   // XXH3's default secret (xxhash.h, XXH3_kSecret), its first 128 bytes as little-endian words.
@@ -220,13 +221,16 @@ inline std::uint64_t header_words_hash(const HeaderWords& h) {
   acc += mix(w[6], w[7], s[12], s[13]) + mix(w[8], w[9], s[14], s[15]);
   acc += mix(w[4], w[5], s[8], s[9]) + mix(w[10], w[11], s[10], s[11]);
   acc += mix(w[2], w[3], s[4], s[5]) + mix(w[12], w[13], s[6], s[7]);
-  acc += mix(w[0], w[1], s[0], s[1]) + mix(w[14], w[15], s[2], s[3]);
+  acc += mix(w[0], w[1], s[0], s[1]) + mix(w[14], word15, s[2], s[3]);
   acc ^= acc >> 37;  // XXH3_avalanche
   acc *= 0x165667919E3779F9ull;
   return acc ^ (acc >> 32);
 }
+inline std::uint64_t header_words_hash(const HeaderWords& h) {
+  return header_words_hash(h, h.w[15]);
+}
 
-// XXH3_64bits of a payload: its part of the checksum.
+// XXH3_64bits of a payload: its part of the checksum. (Inline for the hot paths: envelope_hot.h.)
 std::uint64_t payload_hash(std::span<const std::byte> payload);
 
 // The checksum from its three parts ("Checksum" above): the header's words hashed with the
@@ -293,7 +297,7 @@ EnvelopeCheck decode_envelope(std::span<const std::byte> bytes, EnvelopeView* ou
 
 // The same checks for an envelope whose 128-byte header is given as words and whose key and
 // payload are `body` (a consumer's expansion of a compact slot, core/ring_region.h): no header
-// bytes to load back, and the key hashed once. REQUIRES: words.w[12] (entity_key_hash) was
+// bytes to load back, and the key hashed once. (Inline for the poll path: envelope_hot.h.) REQUIRES: words.w[12] (entity_key_hash) was
 // computed from the key bytes at the front of `body` (the checksum then covers them through it).
 EnvelopeCheck decode_header_words(const HeaderWords& words, std::span<const std::byte> body,
                                   EnvelopeView* out);

@@ -172,7 +172,10 @@ static_assert(kElideGroups[3].first == 104 && kElideGroups[3].bytes == 8 &&
               kElideGroups[3].bit == kElideRevision);
 // The compact form (ring_layout.h, "Compact header"): the 128-byte header rebuilt as words from
 // the 40 fixed bytes, the groups present, the slot's writer and sequence and the stored key; the
-// key and payload copied to body_out. Returns the full envelope's length, or 0 when the length,
+// key and payload copied to body_out; all but word 12, the key's entity_key_hash(), which the
+// caller computes from the copy at the front of body_out (the checksum then covers exactly the
+// key it delivers; the poll path hashes inline, envelope_hot.h). Returns the full envelope's
+// length (the key's is word 14's high half), or 0 when the length,
 // the key length or the origin group's padding cannot be right. `elided` and `stored` are the
 // slot's, read once by the caller; REQUIRES: elided has kCompactHeader and elided_bits_valid.
 // body_out must hold max_envelope_bytes - 128. Same untrusted-bytes contract as below.
@@ -220,8 +223,7 @@ inline std::size_t expand_compact_words(const SlotHeader& slot, std::uint16_t el
   const std::size_t body = stored - header;
   if (key_bytes > body) return 0;
   std::memcpy(body_out, in, body);
-  // From the private copy: the checksum then covers exactly the key the caller delivers.
-  w[12] = entity_key_hash(std::span<const std::byte>(body_out, key_bytes));
+  w[12] = 0;  // the caller's: entity_key_hash() of body_out's first key_bytes
   w[14] = u(body - key_bytes) | key_bytes << 32;
   w[15] = origin | (c4 >> 32) << 32;
   return kEnvelopeHeaderBytes + body;
@@ -234,7 +236,10 @@ inline std::size_t expand_compact_envelope(const SlotHeader& slot, std::uint16_t
   HeaderWords words;
   const std::size_t n = expand_compact_words(slot, elided, stored, max_envelope_bytes, &words,
                                              out + kEnvelopeHeaderBytes);
-  if (n != 0) std::memcpy(out, words.w, kEnvelopeHeaderBytes);
+  if (n == 0) return 0;
+  words.w[12] = entity_key_hash(
+      std::span<const std::byte>(out + kEnvelopeHeaderBytes, words.w[14] >> 32));
+  std::memcpy(out, words.w, kEnvelopeHeaderBytes);
   return n;
 }
 
