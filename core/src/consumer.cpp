@@ -144,11 +144,11 @@ RingConsumer::Step RingConsumer::read_one(std::uint32_t p, EnvelopeView* view,
   // corruption too, not padding (decode_header_words checks the compact body's exactly).
   const EnvelopeCheck check =
       !length_ok ? EnvelopeCheck::kTruncated
-      : compact  ? hot::decode_header_words(words,
-                                       std::span<const std::byte>(
-                                           scratch_.get() + kEnvelopeHeaderBytes,
-                                           len - kEnvelopeHeaderBytes),
-                                       view)
+      : compact  ? hot::decode_header_words(
+                      words,
+                      std::span<const std::byte>(scratch_.get() + kEnvelopeHeaderBytes,
+                                                 len - kEnvelopeHeaderBytes),
+                      view)
                  : decode_envelope(std::span(scratch_.get(), len), view);
   if (check != EnvelopeCheck::kOk ||
       view->header.header_bytes + view->key.size() + view->payload.size() != len) {

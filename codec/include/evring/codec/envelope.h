@@ -297,8 +297,9 @@ EnvelopeCheck decode_envelope(std::span<const std::byte> bytes, EnvelopeView* ou
 
 // The same checks for an envelope whose 128-byte header is given as words and whose key and
 // payload are `body` (a consumer's expansion of a compact slot, core/ring_region.h): no header
-// bytes to load back, and the key hashed once. (Inline for the poll path: envelope_hot.h.) REQUIRES: words.w[12] (entity_key_hash) was
+// bytes to load back, and the key hashed once. REQUIRES: words.w[12] (entity_key_hash) was
 // computed from the key bytes at the front of `body` (the checksum then covers them through it).
+// The poll path uses its inline twin, hot::decode_header_words (envelope_hot.h).
 EnvelopeCheck decode_header_words(const HeaderWords& words, std::span<const std::byte> body,
                                   EnvelopeView* out);
 

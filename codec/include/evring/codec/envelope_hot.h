@@ -2,8 +2,8 @@
 // The envelope's hashes and the compact-header check compiled into their caller: the publish
 // and poll paths (core/src/producer.cpp, core/src/consumer.cpp), where each was a call into the
 // codec library, and XXH3_64bits behind it a second call through the PLT with its length
-// dispatch, for 8 to 240 bytes. The results are envelope.h's (its out-of-line functions are
-// these; envelope_test checks both against xxHash itself).
+// dispatch, for 8 to 240 bytes. The results are envelope.h's: its out-of-line functions are
+// these, and envelope_hot_test checks them against the library's XXH3 at every length.
 //
 // This header inlines xxHash into the file that includes it (XXH_INLINE_ALL renames every
 // xxHash symbol there): include it from source files only, never from another header.

@@ -172,13 +172,13 @@ static_assert(kElideGroups[3].first == 104 && kElideGroups[3].bytes == 8 &&
               kElideGroups[3].bit == kElideRevision);
 // The compact form (ring_layout.h, "Compact header"): the 128-byte header rebuilt as words from
 // the 40 fixed bytes, the groups present, the slot's writer and sequence and the stored key; the
-// key and payload copied to body_out; all but word 12, the key's entity_key_hash(), which the
+// key and payload copied to body_out. Every word but 12, the key's entity_key_hash(), which the
 // caller computes from the copy at the front of body_out (the checksum then covers exactly the
 // key it delivers; the poll path hashes inline, envelope_hot.h). Returns the full envelope's
-// length (the key's is word 14's high half), or 0 when the length,
-// the key length or the origin group's padding cannot be right. `elided` and `stored` are the
-// slot's, read once by the caller; REQUIRES: elided has kCompactHeader and elided_bits_valid.
-// body_out must hold max_envelope_bytes - 128. Same untrusted-bytes contract as below.
+// length (the key's is word 14's high half), or 0 when the length, the key length or the origin
+// group's padding cannot be right. `elided` and `stored` are the slot's, read once by the caller;
+// REQUIRES: elided has kCompactHeader and elided_bits_valid. body_out must hold
+// max_envelope_bytes - 128. Same untrusted-bytes contract as below.
 inline std::size_t expand_compact_words(const SlotHeader& slot, std::uint16_t elided,
                                         std::uint32_t stored, std::size_t max_envelope_bytes,
                                         HeaderWords* words, std::byte* body_out) {
