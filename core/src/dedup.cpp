@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <bit>
+#include <cmath>
 #include <cstring>
 
 #include "evring/core/wait.h"
@@ -164,6 +165,34 @@ BloomProbe bloom_probe(const Id128& key, std::uint32_t bloom_words, std::uint32_
     probe.mask |= i < bits ? bit : 0;
   }
   return probe;
+}
+
+std::uint8_t dedup_bloom_bits(std::uint32_t window, std::uint32_t bloom_words) {
+  if (window == 0 || bloom_words == 0) return 1;
+  const double keys_per_word = static_cast<double>(window) / bloom_words;
+  // Past 256 keys a word (only an explicit, tiny dedup_bloom_words gets there) every k answers
+  // "maybe" nearly always: the fewest picks then.
+  if (keys_per_word > 256) return 1;
+  const auto false_positives = [keys_per_word](std::uint32_t k) {
+    // Poisson terms by recurrence, out to where they no longer count.
+    const double last = keys_per_word + 12 * std::sqrt(keys_per_word) + 20;
+    double sum = 0, p_n = std::exp(-keys_per_word);
+    for (std::uint32_t n = 0; n <= last; ++n) {
+      const double set = 1 - std::pow(63.0 / 64.0, static_cast<double>(k) * n);
+      sum += p_n * std::pow(set, k);
+      p_n *= keys_per_word / (n + 1);
+    }
+    return sum;
+  };
+  double rate[kMaxBloomBits + 1] = {};
+  double best = 1;
+  for (std::uint32_t k = 1; k <= kMaxBloomBits; ++k) {
+    rate[k] = false_positives(k);
+    best = std::min(best, rate[k]);
+  }
+  std::uint32_t k = 1;
+  while (rate[k] > best * 1.05) ++k;
+  return static_cast<std::uint8_t>(k);
 }
 
 bool dedup_mark(const RingRegion& region, std::uint32_t p, std::uint64_t seq, const Id128& key,

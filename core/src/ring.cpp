@@ -98,12 +98,8 @@ RingRegion RingRegion::format(std::span<std::byte> mem, const RingConfig& raw) {
   h.dedup_window = config.dedup_window;
   h.dedup_bloom_words = config.dedup_bloom_words;
   h.dedup_window_ns = config.dedup_window_ns;
-  // Bits per key in its word: ~ln 2 x (bits per key), at most 16 (a 64-bit word).
-  double per_key = config.dedup_window
-                       ? 64.0 * config.dedup_bloom_words / config.dedup_window
-                       : 0.0;
-  h.dedup_bloom_bits =
-      static_cast<std::uint8_t>(std::clamp(per_key * 0.69 + 0.5, 1.0, double{kMaxBloomBits}));
+  // Bits a key sets in its word: the fewest false positives for a one-word filter (dedup.h).
+  h.dedup_bloom_bits = dedup_bloom_bits(config.dedup_window, config.dedup_bloom_words);
   // Zero-filled memory already is: every atomic 0, every slot word (0, EMPTY), every head 0.
   // The caller publishes the region (segment ready flag, release) after this returns.
   auto region = attach(mem);

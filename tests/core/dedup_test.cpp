@@ -3,6 +3,7 @@
 // event, the count and time windows, abandoned claims, zero-copy commit.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <chrono>
 #include <atomic>
 #include <bit>
@@ -435,6 +436,59 @@ TEST(Dedup, BloomProbeKeepsTheLayoutVersionTwoBitPicks) {
     ASSERT_EQ(probe.mask, mask) << "key " << key.to_hex() << " bits " << bits;
     ASSERT_LE(std::popcount(probe.mask), static_cast<int>(bits));
   }
+}
+
+// format() sets dedup_bloom_bits (the bits a key sets in its word) to fit a filter that keeps a
+// key's bits in one 64-bit word: with the same keys, fewer false positives than the textbook
+// ln 2 x (bits per key) it used to set, which is the optimum of an unblocked filter only.
+TEST(Dedup, BloomBitsPerKeyFitAOneWordFilter) {
+  constexpr std::uint32_t kWindow = 1024;
+  for (const std::uint32_t bits_per_key : {16u, 32u}) {
+    RingConfig c = dedup_config(4096, kWindow);
+    c.dedup_bits_per_key = static_cast<std::uint8_t>(bits_per_key);
+    TestRing ring(normalized(c));
+    const std::uint32_t words = ring.region().config().dedup_bloom_words;
+    const std::uint32_t k = ring.region().header().dedup_bloom_bits;
+    EXPECT_EQ(k, dedup_bloom_bits(kWindow, words)) << "format() stores the chosen bits";
+    const auto textbook = std::min<std::uint32_t>(
+        static_cast<std::uint32_t>(0.69 * 64.0 * words / kWindow + 0.5), kMaxBloomBits);
+    ASSERT_LT(k, textbook) << bits_per_key << " bits a key";
+    // One full generation of keys, then 200 000 fresh keys probed; the same keys both ways.
+    auto false_positives = [&](std::uint32_t bits) {
+      IdGenerator ids(11);
+      std::vector<std::uint64_t> bloom(words, 0);
+      for (std::uint32_t i = 0; i < kWindow; ++i) {
+        const BloomProbe p = bloom_probe(ids.next_trace_id(), words, bits);
+        bloom[p.word] |= p.mask;
+      }
+      int hits = 0;
+      for (int i = 0; i < 200'000; ++i) {
+        const BloomProbe p = bloom_probe(ids.next_trace_id(), words, bits);
+        hits += (bloom[p.word] & p.mask) == p.mask;
+      }
+      return hits;
+    };
+    // With these keys: 16 bits a key 827 hits against 1 675, 32 bits 129 against 498.
+    const int chosen = false_positives(k), old = false_positives(textbook);
+    EXPECT_LT(chosen * 5, old * 4) << bits_per_key << " bits a key: k " << k << " " << chosen
+                                   << " hits, textbook k " << textbook << " " << old;
+  }
+}
+
+TEST(Dedup, BloomBitsPerKeyRiseWithTheBitsAndStayInOneWord) {
+  EXPECT_EQ(dedup_bloom_bits(0, 1024), 1u) << "dedup off";
+  EXPECT_EQ(dedup_bloom_bits(1024, 0), 1u);
+  EXPECT_EQ(dedup_bloom_bits(1u << 20, 1), 1u) << "a saturated filter: one pick";
+  std::uint32_t previous = 1;
+  for (std::uint32_t words = 1; words <= (1u << 16); words <<= 1) {
+    const std::uint32_t k = dedup_bloom_bits(1024, words);
+    EXPECT_GE(k, previous) << words << " words: more room never means fewer bits";
+    EXPECT_GE(k, 1u);
+    EXPECT_LE(k, kMaxBloomBits);
+    previous = k;
+  }
+  EXPECT_EQ(previous, kMaxBloomBits) << "64 words a key: the word's sixteen picks";
+  EXPECT_EQ(dedup_bloom_bits(1024, 1024), 9u) << "64 bits a key, the default";
 }
 
 }  // namespace

@@ -55,6 +55,18 @@ DedupVerdict dedup_confirm(const RingRegion& region, std::uint32_t p, std::uint6
 // The bit mask and word index a key maps to (BloomProbe: ring_layout.h). It does not depend on
 // the sequence, so a producer computes it before its claim (dedup_mark with a probe).
 BloomProbe bloom_probe(const Id128& key, std::uint32_t bloom_words, std::uint32_t bits);
+// How many bits a key sets in its word (RingHeader::dedup_bloom_bits, written by format()) for
+// a generation of `window` keys over `bloom_words` words: the k of 1..kMaxBloomBits with the
+// fewest false positives for a filter that keeps all of a key's bits in one 64-bit word, the
+// smallest k within 5% of that (each bit is a pick to compute on every publish). Modelled as a
+// fresh key probing a word that holds n ~ Poisson(window / bloom_words) keys of k bits each:
+// sum over n of P(n) (1 - (63/64)^(k n))^k. The textbook ln 2 x (bits per key) is the optimum
+// of an unblocked filter and sets too many bits in one word: at 64 bits a key it said 16, with
+// 2.7x the false positives of the 9 chosen here (1.05e-4 against 3.9e-5 per full generation;
+// BM_BloomFalsePositiveRate, bench/RESULTS.md session R).
+// 1 when window or bloom_words is 0.
+std::uint8_t dedup_bloom_bits(std::uint32_t window, std::uint32_t bloom_words);
+
 // The probe of `key` on this bus.
 inline BloomProbe bloom_probe(const RingRegion& region, const Id128& key) {
   return bloom_probe(key, region.config().dedup_bloom_words, region.header().dedup_bloom_bits);
