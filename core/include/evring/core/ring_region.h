@@ -36,8 +36,8 @@ struct RingConfig {
   std::uint32_t dedup_bloom_words = 0;  // per generation; 0: sized from dedup_bits_per_key
   // Bloom bits per key: sets the false-positive rate, and each false positive costs a scan of
   // up to 2 * dedup_window slots. 64 (one word per key, 9 bits of it set, dedup_bloom_bits()):
-  // ~4e-5 per full generation probed (32: 4e-4; 16: 5e-3, which cost ~40% of dedup throughput
-  // in scans); memory 24 * window bytes.
+  // ~4e-5 per full generation probed (32: 4e-4; 16: 5e-3, where dedup costs ~35% of the
+  // throughput, most of it in scans); memory 24 * window bytes.
   std::uint8_t dedup_bits_per_key = 64;
 };
 
